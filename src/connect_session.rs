@@ -1,0 +1,568 @@
+//! [`ConnectSession`], the default model, over any [`Backend`]: the table layout Sequelize makes
+//! for the original package's `ConnectSession` model, on SQLite, PostgreSQL and MySQL/MariaDB.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, Utc};
+
+use crate::model::{Created, SessionModel, SessionRow};
+use crate::sql::{
+    Arg, Column, ColumnInfo, Dialect, RawRow, Statement, StatementBuilder, validate_identifier,
+};
+use crate::{Error, Result};
+
+/// The table name `Store::auto` creates and `Store::discover` looks for first.
+pub const DEFAULT_TABLE: &str = "ConnectSession";
+
+/// The table name Sequelize gives the `ConnectSession` model unless told to freeze table names;
+/// `Store::discover` looks for it second.
+pub const SEQUELIZE_TABLE: &str = "ConnectSessions";
+
+/// How many expired rows one sweep statement deletes at most, unless the store says otherwise.
+pub const DEFAULT_BATCH: u32 = 1000;
+
+/// A connection (or pool) that a [`ConnectSession`] runs its SQL on.
+///
+/// Implemented for sqlx's `SqlitePool`, `PgPool` and `MySqlPool` and for
+/// [`RusqliteConnection`](crate::RusqliteConnection), each behind its feature. A backend runs
+/// statements and reads the catalog; what the statements say is the [`Dialect`]'s business and
+/// what they are for is the model's.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// The SQL this backend speaks.
+    fn dialect(&self) -> &'static dyn Dialect;
+
+    /// Runs `stmt` with `args` and returns how many rows it affected.
+    ///
+    /// # Errors
+    /// The driver's error.
+    async fn execute(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<u64>;
+
+    /// Runs `stmt` and returns its rows, which select `sid, data, expires` in that order.
+    ///
+    /// # Errors
+    /// The driver's error, or [`Error::Decode`] for a column of an unexpected type.
+    async fn fetch_rows(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>>;
+
+    /// Runs `stmt`, which selects one integer, and returns it.
+    ///
+    /// # Errors
+    /// The driver's error.
+    async fn fetch_count(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<i64>;
+
+    /// The columns of `table` in the current database or schema; empty when there is no such table.
+    ///
+    /// # Errors
+    /// The driver's error.
+    async fn columns(&self, table: &str) -> Result<Vec<ColumnInfo>>;
+
+    /// Runs one DDL statement with no arguments.
+    ///
+    /// # Errors
+    /// The driver's error.
+    async fn run_ddl(&self, sql: &str) -> Result<()>;
+
+    /// Whether `err` says a row with the same primary key exists.
+    fn is_unique_violation(&self, err: &Error) -> bool;
+}
+
+/// A backend that can open its own connection from a URL.
+#[async_trait]
+pub trait Connect: Backend + Sized {
+    /// Opens a connection or pool to `url`. For SQLite this sets WAL, `synchronous=NORMAL` and a
+    /// busy timeout, and creates the file when missing.
+    ///
+    /// # Errors
+    /// The driver's error, when the URL is bad or the database cannot be reached.
+    async fn connect(url: &str) -> Result<Self>;
+}
+
+/// The shape of a discovered or created table: which optional columns it has and the limits
+/// the model checks before writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Table {
+    name: String,
+    has_created_at: bool,
+    has_updated_at: bool,
+    data_max: Option<usize>,
+}
+
+/// The statements of one table, written once when the model is made.
+#[derive(Debug)]
+struct Statements {
+    load: Statement,
+    create: Statement,
+    save: Statement,
+    update: Statement,
+    touch: Statement,
+    touch_throttled: Statement,
+    destroy: Statement,
+    delete_expired: Statement,
+    count: Statement,
+    list: Statement,
+    clear: Statement,
+}
+
+// Argument indexes shared by the statements below.
+const SID: usize = 0;
+const DATA: usize = 1;
+const EXPIRES: usize = 2;
+const NOW: usize = 3;
+const LIMIT: usize = 4;
+
+impl Statements {
+    fn new(d: &dyn Dialect, t: &Table) -> Self {
+        let q = |c: Column| d.quote(c.name());
+        let table = d.quote(&t.name);
+        let (sid, data, expires) = (q(Column::Sid), q(Column::Data), q(Column::Expires));
+        let live = format!("({expires} IS NULL OR {expires} > ");
+
+        // Columns written on insert, with the argument each takes.
+        let mut insert_cols = vec![(sid.clone(), SID), (data.clone(), DATA)];
+        insert_cols.push((expires.clone(), EXPIRES));
+        if t.has_created_at {
+            insert_cols.push((q(Column::CreatedAt), NOW));
+        }
+        if t.has_updated_at {
+            insert_cols.push((q(Column::UpdatedAt), NOW));
+        }
+        let updated_at = t.has_updated_at.then(|| q(Column::UpdatedAt));
+
+        let insert = |tail: Option<String>| {
+            let mut b = StatementBuilder::new(d);
+            let names: Vec<&str> = insert_cols.iter().map(|(c, _)| c.as_str()).collect();
+            b.push(&format!("INSERT INTO {table} ({}) VALUES (", names.join(", ")));
+            for (i, (_, arg)) in insert_cols.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.arg(*arg);
+            }
+            b.push(")");
+            if let Some(tail) = tail {
+                b.push(&tail);
+            }
+            b.build()
+        };
+
+        let select = |by_sid: bool| {
+            let mut b = StatementBuilder::new(d);
+            b.push(&format!("SELECT {sid}, {data}, {expires} FROM {table} WHERE "));
+            if by_sid {
+                b.push(&format!("{sid} = ")).arg(SID).push(" AND ");
+            }
+            b.push(&live).arg(NOW).push(")");
+            b.build()
+        };
+
+        let mut set_cols = vec![data.clone(), expires.clone()];
+        set_cols.extend(updated_at.clone());
+
+        let update = {
+            let mut b = StatementBuilder::new(d);
+            b.push(&format!("UPDATE {table} SET {data} = "))
+                .arg(DATA)
+                .push(&format!(", {expires} = "))
+                .arg(EXPIRES);
+            if let Some(u) = &updated_at {
+                b.push(&format!(", {u} = ")).arg(NOW);
+            }
+            b.push(&format!(" WHERE {sid} = "))
+                .arg(SID)
+                .push(" AND ")
+                .push(&live)
+                .arg(NOW)
+                .push(")");
+            b.build()
+        };
+
+        let touch = |throttled: bool| {
+            let mut b = StatementBuilder::new(d);
+            b.push(&format!("UPDATE {table} SET {expires} = ")).arg(EXPIRES);
+            if let Some(u) = &updated_at {
+                b.push(&format!(", {u} = ")).arg(NOW);
+            }
+            b.push(&format!(" WHERE {sid} = "))
+                .arg(SID)
+                .push(" AND ")
+                .push(&live)
+                .arg(NOW)
+                .push(")");
+            if throttled {
+                b.push(&format!(" AND ({expires} IS NULL OR {expires} < "))
+                    .arg(LIMIT)
+                    .push(")");
+            }
+            b.build()
+        };
+
+        let plain = |sql: String| {
+            let mut b = StatementBuilder::new(d);
+            b.push(&sql);
+            b
+        };
+
+        let mut destroy = plain(format!("DELETE FROM {table} WHERE {sid} = "));
+        destroy.arg(SID);
+        let mut delete_expired = StatementBuilder::new(d);
+        d.delete_expired(&mut delete_expired, &t.name, NOW, LIMIT);
+        let mut count = plain(format!("SELECT COUNT(*) FROM {table} WHERE "));
+        count.push(&live).arg(NOW).push(")");
+
+        Statements {
+            load: select(true),
+            create: insert(d.on_conflict_do_nothing()),
+            save: insert(Some(d.on_conflict_update(&sid, &set_cols))),
+            update,
+            touch: touch(false),
+            touch_throttled: touch(true),
+            destroy: destroy.build(),
+            delete_expired: delete_expired.build(),
+            count: count.build(),
+            list: select(false),
+            clear: plain(format!("DELETE FROM {table}")).build(),
+        }
+    }
+}
+
+/// The default model: sessions in a `ConnectSession`-shaped table (`sid`, `expires`, `data`,
+/// `createdAt`, `updatedAt`) on any [`Backend`].
+///
+/// Make one with [`ConnectSession::auto`] (creates the table when missing) or
+/// [`ConnectSession::discover`] (uses a table that exists, as Sequelize or an earlier run made
+/// it), or through the `Store` shorthands of the same names.
+pub struct ConnectSession<B> {
+    backend: B,
+    table: Table,
+    offset: FixedOffset,
+    stmts: Arc<Statements>,
+}
+
+impl<B: Backend> fmt::Debug for ConnectSession<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectSession")
+            .field("dialect", &self.backend.dialect().name())
+            .field("table", &self.table.name)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend + Clone> Clone for ConnectSession<B> {
+    fn clone(&self) -> Self {
+        ConnectSession {
+            backend: self.backend.clone(),
+            table: self.table.clone(),
+            offset: self.offset,
+            stmts: Arc::clone(&self.stmts),
+        }
+    }
+}
+
+impl<B: Backend> ConnectSession<B> {
+    /// Creates the table `ConnectSession` and its `expires` index when missing, and returns a
+    /// model over it. Safe to run from several app instances at once.
+    ///
+    /// # Errors
+    /// The backend's error when the DDL fails, or [`Error::IncompatibleSchema`] when a table
+    /// of that name exists with columns this model cannot use.
+    pub async fn auto(backend: B) -> Result<Self> {
+        Self::auto_table(backend, DEFAULT_TABLE).await
+    }
+
+    /// [`ConnectSession::auto`] for a table of another name.
+    ///
+    /// # Errors
+    /// As [`ConnectSession::auto`], and [`Error::InvalidIdentifier`] for a bad name.
+    pub async fn auto_table(backend: B, table: &str) -> Result<Self> {
+        validate_identifier(table)?;
+        for ddl in backend.dialect().create_table(table) {
+            if let Err(err) = backend.run_ddl(&ddl).await {
+                // Another instance starting at the same moment may have won the race to create
+                // it; that is success for us too.
+                if backend.columns(table).await?.is_empty() {
+                    return Err(err);
+                }
+                tracing::debug!(table, error = %err, "DDL failed but the table exists; going on");
+            }
+        }
+        Self::discover_table(backend, table).await
+    }
+
+    /// Finds an existing table named `ConnectSession`, or else `ConnectSessions` (Sequelize's
+    /// plural), checks its columns and returns a model over it.
+    ///
+    /// # Errors
+    /// [`Error::TableNotFound`] with the DDL to run when neither exists;
+    /// [`Error::IncompatibleSchema`] naming the column and the fix when one cannot be used.
+    pub async fn discover(backend: B) -> Result<Self> {
+        Self::discover_among(backend, &[DEFAULT_TABLE, SEQUELIZE_TABLE]).await
+    }
+
+    /// [`ConnectSession::discover`] for a table of another name.
+    ///
+    /// # Errors
+    /// As [`ConnectSession::discover`], and [`Error::InvalidIdentifier`] for a bad name.
+    pub async fn discover_table(backend: B, table: &str) -> Result<Self> {
+        Self::discover_among(backend, &[table]).await
+    }
+
+    async fn discover_among(backend: B, names: &[&str]) -> Result<Self> {
+        for name in names {
+            validate_identifier(name)?;
+            let columns = backend.columns(name).await?;
+            if columns.is_empty() {
+                continue;
+            }
+            let table = inspect(backend.dialect(), name, &columns)?;
+            return Ok(Self::over(backend, table));
+        }
+        Err(Error::TableNotFound {
+            tried: names.iter().map(|n| n.to_string()).collect(),
+            ddl: backend.dialect().create_table(names[0]).join(";\n") + ";",
+        })
+    }
+
+    fn over(backend: B, table: Table) -> Self {
+        let stmts = Arc::new(Statements::new(backend.dialect(), &table));
+        ConnectSession {
+            backend,
+            table,
+            offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
+            stmts,
+        }
+    }
+
+    /// Reads and writes wall-clock `DATETIME` columns in `offset` instead of UTC, for a MySQL
+    /// table written by Sequelize with another `timezone` setting. Has no effect on PostgreSQL
+    /// and SQLite, whose stored times carry their zone.
+    pub fn with_time_offset(mut self, offset: FixedOffset) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// The table this model uses.
+    pub fn table(&self) -> &str {
+        &self.table.name
+    }
+
+    /// The backend (pool or connection) this model runs on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn time(&self, t: Option<DateTime<Utc>>) -> Arg<'static> {
+        match t {
+            Some(t) => self.backend.dialect().encode_time(t, self.offset),
+            None => Arg::Null,
+        }
+    }
+
+    fn row_args<'a>(&self, row: &'a SessionRow, now: DateTime<Utc>) -> Result<[Arg<'a>; 4]> {
+        if let Some(max) = self.table.data_max
+            && row.data.len() > max
+        {
+            return Err(Error::InvalidInput(format!(
+                "session {:?} is {} bytes but column {}.data holds at most {max}; widen it \
+                 (MySQL: ALTER TABLE {} MODIFY data MEDIUMTEXT) or store less in the session",
+                row.sid,
+                row.data.len(),
+                self.table.name,
+                self.table.name
+            )));
+        }
+        Ok([
+            Arg::Str(&row.sid),
+            Arg::Str(&row.data),
+            self.time(row.expires),
+            self.time(Some(now)),
+        ])
+    }
+
+    fn decode(&self, raw: RawRow) -> Result<SessionRow> {
+        let RawRow { sid, data, expires } = raw;
+        let expires = match self.backend.dialect().decode_time(expires, self.offset) {
+            Ok(t) => t,
+            Err(message) => {
+                return Err(Error::Decode {
+                    sid,
+                    column: "expires",
+                    message,
+                });
+            }
+        };
+        let Some(data) = data else {
+            return Err(Error::Decode {
+                sid,
+                column: "data",
+                message: "it is NULL".into(),
+            });
+        };
+        Ok(SessionRow::new(sid, data, expires))
+    }
+}
+
+/// Checks a table's columns against what the model needs and returns its shape.
+fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo]) -> Result<Table> {
+    let find = |c: Column| {
+        columns
+            .iter()
+            .find(|info| info.name.eq_ignore_ascii_case(c.name()))
+    };
+    let incompatible = |column: &str, problem: String, fix: String| Error::IncompatibleSchema {
+        table: name.to_owned(),
+        column: column.to_owned(),
+        problem,
+        fix,
+    };
+    let mut data_max = None;
+    for role in [
+        Column::Sid,
+        Column::Data,
+        Column::Expires,
+        Column::CreatedAt,
+        Column::UpdatedAt,
+    ] {
+        match find(role) {
+            None if matches!(role, Column::CreatedAt | Column::UpdatedAt) => {}
+            None => {
+                return Err(incompatible(
+                    role.name(),
+                    "is missing".into(),
+                    format!(
+                        "ALTER TABLE {} ADD COLUMN {};",
+                        d.quote(name),
+                        d.column_ddl(role)
+                    ),
+                ));
+            }
+            Some(info) => {
+                if let Some((problem, fix)) = d.check_type(name, role, info) {
+                    return Err(incompatible(&info.name, problem, fix));
+                }
+                if role == Column::Data {
+                    data_max = info.max_len.and_then(|n| usize::try_from(n).ok());
+                }
+            }
+        }
+    }
+    let known = |info: &&ColumnInfo| {
+        [
+            Column::Sid,
+            Column::Data,
+            Column::Expires,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+        ]
+        .iter()
+        .any(|c| info.name.eq_ignore_ascii_case(c.name()))
+    };
+    if let Some(extra) = columns
+        .iter()
+        .filter(|info| !known(info))
+        .find(|info| !info.nullable && !info.has_default)
+    {
+        return Err(incompatible(
+            &extra.name,
+            "is NOT NULL with no default, and this model does not write it".into(),
+            format!(
+                "give it a default, or let it be NULL; or write a model of your own that fills it \
+                 (see examples/custom_model.rs)"
+            ),
+        ));
+    }
+    Ok(Table {
+        name: name.to_owned(),
+        has_created_at: find(Column::CreatedAt).is_some(),
+        has_updated_at: find(Column::UpdatedAt).is_some(),
+        data_max,
+    })
+}
+
+#[async_trait]
+impl<B: Backend> SessionModel for ConnectSession<B> {
+    async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
+        let args = [Arg::Str(sid), Arg::Null, Arg::Null, self.time(Some(now))];
+        let rows = self.backend.fetch_rows(&self.stmts.load, &args).await?;
+        rows.into_iter().next().map(|r| self.decode(r)).transpose()
+    }
+
+    async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
+        let args = self.row_args(row, now)?;
+        match self.backend.execute(&self.stmts.create, &args).await {
+            Ok(0) => Ok(Created::AlreadyExists),
+            Ok(_) => Ok(Created::Inserted),
+            Err(e) if self.backend.is_unique_violation(&e) => Ok(Created::AlreadyExists),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
+        let args = self.row_args(row, now)?;
+        self.backend.execute(&self.stmts.save, &args).await?;
+        Ok(())
+    }
+
+    async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
+        let args = self.row_args(row, now)?;
+        Ok(self.backend.execute(&self.stmts.update, &args).await? > 0)
+    }
+
+    async fn touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let (stmt, limit) = match only_if_before {
+            Some(limit) => (&self.stmts.touch_throttled, self.time(Some(limit))),
+            None => (&self.stmts.touch, Arg::Null),
+        };
+        let args = [
+            Arg::Str(sid),
+            Arg::Null,
+            self.time(Some(expires)),
+            self.time(Some(now)),
+            limit,
+        ];
+        Ok(self.backend.execute(stmt, &args).await? > 0)
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<bool> {
+        Ok(self
+            .backend
+            .execute(&self.stmts.destroy, &[Arg::Str(sid)])
+            .await?
+            > 0)
+    }
+
+    async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let args = [
+            Arg::Null,
+            Arg::Null,
+            Arg::Null,
+            self.time(Some(now)),
+            Arg::Int(i64::from(limit)),
+        ];
+        self.backend.execute(&self.stmts.delete_expired, &args).await
+    }
+
+    async fn count(&self, now: DateTime<Utc>) -> Result<u64> {
+        let args = [Arg::Null, Arg::Null, Arg::Null, self.time(Some(now))];
+        let n = self.backend.fetch_count(&self.stmts.count, &args).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        let args = [Arg::Null, Arg::Null, Arg::Null, self.time(Some(now))];
+        let rows = self.backend.fetch_rows(&self.stmts.list, &args).await?;
+        rows.into_iter().map(|r| self.decode(r)).collect()
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.backend.execute(&self.stmts.clear, &[]).await
+    }
+}

@@ -1,0 +1,117 @@
+//! The crate's one error type.
+
+/// A boxed error from a serializer or a user's own model.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result with [`enum@Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a store or a model.
+///
+/// Each variant says what a caller can do about it; match on the variant, not the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A table or column name is not a plain SQL identifier, so it cannot be used safely.
+    #[error(
+        "invalid identifier {name:?}: {reason}; use 1 to 50 ASCII letters, digits or underscores, starting with a letter or underscore"
+    )]
+    InvalidIdentifier {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// No sessions table was found where one was looked for.
+    #[error("no sessions table found (looked for {}); create one with:\n{ddl}\nor use Store::auto, which creates it", .tried.join(", "))]
+    TableNotFound {
+        /// The table names looked for, in order.
+        tried: Vec<String>,
+        /// The DDL that creates a suitable table.
+        ddl: String,
+    },
+
+    /// A table exists but a column the model needs is missing or of a type it cannot use.
+    #[error("table {table:?} cannot be used: column {column:?} {problem}; fix it with:\n{fix}")]
+    IncompatibleSchema {
+        /// The table.
+        table: String,
+        /// The column at fault.
+        column: String,
+        /// What is wrong with it.
+        problem: String,
+        /// The SQL that fixes it.
+        fix: String,
+    },
+
+    /// A stored row could not be decoded (bad time text, data the serializer rejects, a wrong type).
+    ///
+    /// Only this row is affected; other sessions are still served. Destroying the session removes it.
+    #[error("session {sid:?}: stored {column} does not decode: {message}")]
+    Decode {
+        /// The session id of the row, when known.
+        sid: String,
+        /// The column that failed.
+        column: &'static str,
+        /// What the decoder said.
+        message: String,
+    },
+
+    /// The session data could not be serialized for storage.
+    #[error("session {sid:?}: data does not serialize: {source}")]
+    Encode {
+        /// The session id.
+        sid: String,
+        /// The serializer's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The caller passed something the store refuses (an empty or oversized id, an oversized payload).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// The database said no, or could not be reached (sqlx).
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql")))
+    )]
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+
+    /// The database said no (rusqlite).
+    #[cfg(feature = "rusqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rusqlite")))]
+    #[error("database error: {0}")]
+    Rusqlite(#[from] rusqlite::Error),
+
+    /// A user's own model, or a background task, failed with an error of its own.
+    #[error("backend error: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl Error {
+    /// A [`Error::Backend`] from any error, for implementors of [`crate::SessionModel`].
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        Error::Backend(err.into())
+    }
+
+    /// Whether this error means the database could not be reached or the connection broke,
+    /// as opposed to a refusal of this one request. Such errors usually pass when retried.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            Error::Sqlx(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Tls(_)
+            ),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! [`MemoryModel`]: sessions in a map in this process, for development, tests and as a fallback.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::model::{Created, SessionModel, SessionRow};
+use crate::Result;
+
+/// A [`SessionModel`] that keeps sessions in memory, in this process only.
+///
+/// It holds to the same contract as the SQL models and is the reference they are tested
+/// against. Sessions are lost when the process ends and are not shared between instances.
+#[derive(Debug, Default)]
+pub struct MemoryModel {
+    rows: Mutex<HashMap<String, SessionRow>>,
+}
+
+impl MemoryModel {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn rows(&self) -> MutexGuard<'_, HashMap<String, SessionRow>> {
+        // Every critical section below leaves the map consistent, so a panic elsewhere while the
+        // lock was held cannot have broken it: go on with the data.
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl SessionModel for MemoryModel {
+    async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
+        Ok(self.rows().get(sid).filter(|r| r.is_live(now)).cloned())
+    }
+
+    async fn create(&self, row: &SessionRow, _now: DateTime<Utc>) -> Result<Created> {
+        let mut rows = self.rows();
+        if rows.contains_key(&row.sid) {
+            return Ok(Created::AlreadyExists);
+        }
+        rows.insert(row.sid.clone(), row.clone());
+        Ok(Created::Inserted)
+    }
+
+    async fn save(&self, row: &SessionRow, _now: DateTime<Utc>) -> Result<()> {
+        self.rows().insert(row.sid.clone(), row.clone());
+        Ok(())
+    }
+
+    async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
+        match self.rows().get_mut(&row.sid) {
+            Some(stored) if stored.is_live(now) => {
+                *stored = row.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let mut rows = self.rows();
+        let Some(stored) = rows.get_mut(sid).filter(|r| r.is_live(now)) else {
+            return Ok(false);
+        };
+        let due = match (only_if_before, stored.expires) {
+            (Some(limit), Some(current)) => current < limit,
+            _ => true,
+        };
+        if due {
+            stored.expires = Some(expires);
+        }
+        Ok(due)
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<bool> {
+        Ok(self.rows().remove(sid).is_some())
+    }
+
+    async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
+        let mut rows = self.rows();
+        let doomed: Vec<String> = rows
+            .values()
+            .filter(|r| !r.is_live(now))
+            .take(limit as usize)
+            .map(|r| r.sid.clone())
+            .collect();
+        for sid in &doomed {
+            rows.remove(sid);
+        }
+        Ok(doomed.len() as u64)
+    }
+
+    async fn count(&self, now: DateTime<Utc>) -> Result<u64> {
+        Ok(self.rows().values().filter(|r| r.is_live(now)).count() as u64)
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        Ok(self
+            .rows()
+            .values()
+            .filter(|r| r.is_live(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        let mut rows = self.rows();
+        let n = rows.len() as u64;
+        rows.clear();
+        Ok(n)
+    }
+}
+
+/// A model that is either the one asked for or, when its database could not be reached at
+/// start-up, a [`MemoryModel`]. Made by [`Store::auto_or_memory`](crate::Store::auto_or_memory).
+#[derive(Debug)]
+pub enum Fallback<M> {
+    /// The model asked for.
+    Primary(M),
+    /// Sessions in memory, because the database was down when the store started.
+    Memory(MemoryModel),
+}
+
+impl<M> Fallback<M> {
+    /// Whether sessions are kept in memory instead of the database.
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Fallback::Memory(_))
+    }
+
+    fn get(&self) -> &dyn SessionModel
+    where
+        M: SessionModel,
+    {
+        match self {
+            Fallback::Primary(m) => m,
+            Fallback::Memory(m) => m,
+        }
+    }
+}
+
+#[async_trait]
+impl<M: SessionModel> SessionModel for Fallback<M> {
+    fn capabilities(&self) -> crate::Capabilities {
+        self.get().capabilities()
+    }
+
+    async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
+        self.get().load(sid, now).await
+    }
+
+    async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
+        self.get().create(row, now).await
+    }
+
+    async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
+        self.get().save(row, now).await
+    }
+
+    async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
+        self.get().update(row, now).await
+    }
+
+    async fn touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        self.get().touch(sid, expires, now, only_if_before).await
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<bool> {
+        self.get().destroy(sid).await
+    }
+
+    async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
+        self.get().delete_expired(now, limit).await
+    }
+
+    async fn count(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.get().count(now).await
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        self.get().list(now).await
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.get().clear().await
+    }
+}

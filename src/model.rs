@@ -1,0 +1,185 @@
+//! The [`SessionModel`] trait, which says how sessions are persisted, and the row type it moves.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+/// One stored session as a model sees it: the id, the serialized data and the expiry.
+///
+/// A model stores `data` as it is given; what it means is the store's serializer's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRow {
+    /// The session id (the `sid` column).
+    pub sid: String,
+    /// The serialized session (the `data` column).
+    pub data: String,
+    /// When the session expires; `None` never expires (a row written that way by another client).
+    pub expires: Option<DateTime<Utc>>,
+    /// The user the session belongs to, for a model whose [`Capabilities::user_id`] is true.
+    pub user_id: Option<String>,
+}
+
+impl SessionRow {
+    /// A row with the given id, data and expiry, and no optional columns.
+    pub fn new(
+        sid: impl Into<String>,
+        data: impl Into<String>,
+        expires: Option<DateTime<Utc>>,
+    ) -> Self {
+        SessionRow {
+            sid: sid.into(),
+            data: data.into(),
+            expires,
+            user_id: None,
+        }
+    }
+
+    /// The same row with a user id, for models that store one.
+    pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Whether the row is live at `now`: no expiry, or an expiry after `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires.is_none_or(|e| e > now)
+    }
+}
+
+/// The optional columns a model has. A store and its adapters use a feature only where the
+/// model says it has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The model stores [`SessionRow::user_id`].
+    pub user_id: bool,
+}
+
+impl Capabilities {
+    /// No optional columns.
+    pub const NONE: Capabilities = Capabilities { user_id: false };
+
+    /// The same, with a user id column.
+    pub const fn with_user_id(mut self, yes: bool) -> Self {
+        self.user_id = yes;
+        self
+    }
+}
+
+/// What [`SessionModel::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The row was inserted.
+    Inserted,
+    /// A row with that id already exists (live or expired); nothing was written.
+    AlreadyExists,
+}
+
+/// How sessions are persisted: one table (or map) of rows keyed by session id.
+///
+/// A model knows nothing of policy: the store decides expiries and passes the application
+/// clock's `now` into every call, so a model never reads a clock of its own. Times are UTC
+/// and a model may keep them to the millisecond only; stores truncate to milliseconds.
+///
+/// # The contract
+///
+/// Every model, the built-in ones included, must hold to this; the conformance suite in
+/// `tests/common` checks it on each backend.
+///
+/// - A row is *live* at `now` when its expiry is `None` or later than `now`, and *expired* when
+///   its expiry is at or before `now`. Expired rows may still be in the table until they are
+///   deleted, but no method except [`delete_expired`](SessionModel::delete_expired) and
+///   [`clear`](SessionModel::clear) acts on them, and none returns them.
+/// - Each method is one atomic step: a concurrent writer sees the row before or after it, never
+///   half of it. Where the database allows, it is one statement and one round trip.
+///
+/// Implement it for your own table and pass it to [`Store::with_model`](crate::Store::with_model);
+/// everything the built-in models use is public.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SessionModel: Send + Sync + 'static {
+    /// The optional columns this model has. Defaults to none.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    /// The live row with id `sid`, or `None` when there is none or it has expired.
+    ///
+    /// # Errors
+    /// A backend failure, or [`Error::Decode`](crate::Error::Decode) for a row that does not decode.
+    async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>>;
+
+    /// Inserts `row` as a new session. When any row with that id exists, live or expired,
+    /// it is left as it is and [`Created::AlreadyExists`] is returned: create never overwrites.
+    /// Of many concurrent creates of one id, exactly one inserts.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created>;
+
+    /// Writes `row`, inserting it or replacing the stored data and expiry, in one atomic
+    /// statement (an upsert). The creation time of an existing row is kept.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()>;
+
+    /// Replaces the data and expiry of the *live* row with `row.sid`, and returns whether
+    /// there was one. A missing or expired row stays missing or expired: a session destroyed
+    /// meanwhile is not brought back.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool>;
+
+    /// Sets the expiry of the live row `sid` to `expires` and returns whether a row was
+    /// changed. A missing or expired row is left alone (`false`).
+    ///
+    /// With `only_if_before`, the row is changed only when its stored expiry is before that
+    /// time (the touch throttle); the check is part of the same update, with no read before it.
+    /// A row skipped by the throttle also gives `false`.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
+
+    /// Deletes the row `sid`, live or expired, and returns whether there was one.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn destroy(&self, sid: &str) -> Result<bool>;
+
+    /// Deletes at most `limit` expired rows (expiry at or before `now`) and returns how many
+    /// went. A row that a concurrent writer makes live meanwhile is not deleted. Callers loop
+    /// until fewer than `limit` go; rows with no expiry are never deleted.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64>;
+
+    /// The number of live rows.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn count(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// All live rows, in no particular order.
+    ///
+    /// # Errors
+    /// A backend failure, or [`Error::Decode`](crate::Error::Decode) for a row that does not decode.
+    async fn list(&self, now: DateTime<Utc>) -> Result<Vec<SessionRow>>;
+
+    /// Deletes every row, live or expired, and returns how many went.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn clear(&self) -> Result<u64>;
+}

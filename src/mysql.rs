@@ -1,0 +1,199 @@
+//! MySQL and MariaDB: their dialect and the sqlx `MySqlPool` backend.
+//!
+//! Times are `DATETIME(6)` holding the UTC wall clock (or the wall clock at the offset the model
+//! is given, for a table Sequelize wrote with another `timezone`); `data` is `MEDIUMTEXT`, since
+//! `TEXT` caps a session at 64 KiB; `sid` has a binary collation, so ids compare exactly.
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use sqlx::Row;
+use sqlx::mysql::{MySql, MySqlArguments, MySqlPool, MySqlQueryResult, MySqlRow};
+use sqlx::query::Query;
+
+use crate::Result;
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder};
+use crate::sqlx_backend::SqlxDatabase;
+
+/// The MySQL / MariaDB dialect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MySqlDialect;
+
+impl Dialect for MySqlDialect {
+    fn name(&self) -> &'static str {
+        "MySQL"
+    }
+
+    fn quote(&self, ident: &str) -> String {
+        format!("`{ident}`")
+    }
+
+    fn placeholder(&self, _n: usize) -> String {
+        "?".to_owned()
+    }
+
+    fn numbered_placeholders(&self) -> bool {
+        false
+    }
+
+    fn column_ddl(&self, column: Column) -> String {
+        let ty = match column {
+            Column::Sid => {
+                "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY"
+            }
+            Column::Data => "MEDIUMTEXT",
+            Column::Expires => "DATETIME(6) NULL",
+            Column::CreatedAt | Column::UpdatedAt => "DATETIME(6) NOT NULL",
+        };
+        format!("{} {ty}", self.quote(column.name()))
+    }
+
+    fn create_table(&self, table: &str) -> Vec<String> {
+        let columns = [
+            Column::Sid,
+            Column::Expires,
+            Column::Data,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+        ]
+        .map(|c| self.column_ddl(c))
+        .join(", ");
+        vec![format!(
+            "CREATE TABLE IF NOT EXISTS {} ({columns}, INDEX {} ({})) \
+             DEFAULT CHARSET = utf8mb4",
+            self.quote(table),
+            self.quote(&format!("{table}_expires_idx")),
+            self.quote("expires")
+        )]
+    }
+
+    fn check_type(
+        &self,
+        table: &str,
+        column: Column,
+        info: &ColumnInfo,
+    ) -> Option<(String, String)> {
+        let ty = info.data_type.as_str();
+        let ok = match column {
+            Column::Sid => matches!(ty, "varchar" | "char"),
+            Column::Data => matches!(
+                ty,
+                "text" | "mediumtext" | "longtext" | "varchar" | "json" | "tinytext"
+            ),
+            _ => matches!(ty, "datetime" | "timestamp"),
+        };
+        if ok {
+            return None;
+        }
+        Some((
+            format!("has type {ty:?}, which this model cannot read or write"),
+            format!(
+                "ALTER TABLE {} MODIFY {};",
+                self.quote(table),
+                self.column_ddl(column)
+                    .replace(" NOT NULL PRIMARY KEY", " NOT NULL")
+            ),
+        ))
+    }
+
+    fn on_conflict_do_nothing(&self) -> Option<String> {
+        // INSERT IGNORE would also turn a too-long value into a silent truncation: use a plain
+        // INSERT and map the duplicate-key error instead.
+        None
+    }
+
+    fn on_conflict_update(&self, _sid: &str, columns: &[String]) -> String {
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = VALUES({c})"))
+            .collect();
+        format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+    }
+
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
+        let expires = self.quote("expires");
+        b.push(&format!(
+            "DELETE FROM {} WHERE {expires} <= ",
+            self.quote(table)
+        ))
+        .arg(now)
+        .push(&format!(" ORDER BY {expires} LIMIT "))
+        .arg(limit);
+    }
+
+    fn encode_time(&self, t: DateTime<Utc>, offset: FixedOffset) -> Arg<'static> {
+        Arg::Naive(t.with_timezone(&offset).naive_local())
+    }
+
+    fn decode_time(
+        &self,
+        raw: RawTime,
+        offset: FixedOffset,
+    ) -> Result<Option<DateTime<Utc>>, String> {
+        match raw {
+            RawTime::Null => Ok(None),
+            RawTime::Naive(n) => n
+                .and_local_timezone(offset)
+                .single()
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .ok_or_else(|| format!("{n} is not a valid time at offset {offset}")),
+            RawTime::Utc(t) => Ok(Some(t)),
+            RawTime::Text(s) => crate::sql::parse_time_text(&s).map(Some),
+        }
+    }
+}
+
+#[async_trait]
+impl SqlxDatabase for MySql {
+    const DIALECT: &'static dyn Dialect = &MySqlDialect;
+    const CATALOG: &'static str = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), \
+         CAST(IS_NULLABLE = 'YES' AS SIGNED), CAST(COLUMN_DEFAULT IS NOT NULL AS SIGNED), \
+         CAST(CHARACTER_OCTET_LENGTH AS SIGNED) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+
+    fn bind<'q>(
+        query: Query<'q, MySql, MySqlArguments>,
+        arg: &Arg<'_>,
+    ) -> Query<'q, MySql, MySqlArguments> {
+        match arg {
+            // The only column written as NULL is a time.
+            Arg::Null => query.bind(None::<NaiveDateTime>),
+            Arg::Str(s) => query.bind(*s),
+            Arg::String(s) => query.bind(s.as_str()),
+            Arg::Int(i) => query.bind(*i),
+            Arg::Time(t) => query.bind(t.naive_utc()),
+            Arg::Naive(n) => query.bind(*n),
+        }
+    }
+
+    fn decode_row(row: &MySqlRow) -> Result<RawRow, sqlx::Error> {
+        let expires: Option<NaiveDateTime> = row.try_get(2)?;
+        Ok(RawRow::new(
+            row.try_get(0)?,
+            // Unchecked: a TEXT column of a binary collation is reported as a BLOB.
+            row.try_get_unchecked(1)?,
+            expires.map_or(RawTime::Null, RawTime::Naive),
+        ))
+    }
+
+    fn decode_column(row: &MySqlRow) -> Result<ColumnInfo, sqlx::Error> {
+        Ok(ColumnInfo::new(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get::<i64, _>(2)? != 0,
+            row.try_get::<i64, _>(3)? != 0,
+            row.try_get(4)?,
+        ))
+    }
+
+    fn decode_count(row: &MySqlRow) -> Result<i64, sqlx::Error> {
+        row.try_get(0)
+    }
+
+    fn rows_affected(result: &MySqlQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn connect(url: &str) -> Result<MySqlPool> {
+        Ok(MySqlPool::connect(url).await?)
+    }
+}

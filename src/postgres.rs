@@ -1,0 +1,191 @@
+//! PostgreSQL: its dialect and the sqlx `PgPool` backend.
+//!
+//! Times are `timestamptz`, bound as UTC; `data` is `text`, as Sequelize makes it.
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, Utc};
+use sqlx::Row;
+use sqlx::postgres::{PgArguments, PgPool, PgQueryResult, PgRow, Postgres};
+use sqlx::query::Query;
+
+use crate::Result;
+use crate::sql::{
+    Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, delete_expired_by_key,
+};
+use crate::sqlx_backend::SqlxDatabase;
+
+/// The PostgreSQL dialect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresDialect;
+
+impl Dialect for PostgresDialect {
+    fn name(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{ident}\"")
+    }
+
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+
+    fn numbered_placeholders(&self) -> bool {
+        true
+    }
+
+    fn column_ddl(&self, column: Column) -> String {
+        let ty = match column {
+            Column::Sid => "VARCHAR(255) NOT NULL PRIMARY KEY",
+            Column::Data => "TEXT",
+            Column::Expires => "TIMESTAMPTZ",
+            Column::CreatedAt | Column::UpdatedAt => "TIMESTAMPTZ NOT NULL",
+        };
+        format!("{} {ty}", self.quote(column.name()))
+    }
+
+    fn create_table(&self, table: &str) -> Vec<String> {
+        let columns = [
+            Column::Sid,
+            Column::Expires,
+            Column::Data,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+        ]
+        .map(|c| self.column_ddl(c))
+        .join(", ");
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} ({columns})",
+                self.quote(table)
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                self.quote(&format!("{table}_expires_idx")),
+                self.quote(table),
+                self.quote("expires")
+            ),
+        ]
+    }
+
+    fn check_type(
+        &self,
+        table: &str,
+        column: Column,
+        info: &ColumnInfo,
+    ) -> Option<(String, String)> {
+        let ty = info.data_type.as_str();
+        let ok = if column.is_time() {
+            ty == "timestamp with time zone"
+        } else {
+            matches!(ty, "text" | "character varying" | "character")
+        };
+        if ok {
+            return None;
+        }
+        let (t, c) = (self.quote(table), self.quote(&info.name));
+        let fix = if column.is_time() && ty == "timestamp without time zone" {
+            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c} AT TIME ZONE 'UTC';")
+        } else if column.is_time() {
+            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c}::timestamptz;")
+        } else {
+            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TEXT USING {c}::text;")
+        };
+        let wanted = if column.is_time() {
+            "timestamp with time zone"
+        } else {
+            "text or character varying"
+        };
+        Some((format!("has type {ty:?} where {wanted} is needed"), fix))
+    }
+
+    fn on_conflict_do_nothing(&self) -> Option<String> {
+        Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
+    }
+
+    fn on_conflict_update(&self, sid: &str, columns: &[String]) -> String {
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        format!(" ON CONFLICT ({sid}) DO UPDATE SET {}", sets.join(", "))
+    }
+
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
+        // SKIP LOCKED: instances sweeping at once take disjoint batches instead of waiting.
+        delete_expired_by_key(b, table, now, limit, " FOR UPDATE SKIP LOCKED");
+    }
+
+    fn encode_time(&self, t: DateTime<Utc>, _offset: FixedOffset) -> Arg<'static> {
+        Arg::Time(t)
+    }
+
+    fn decode_time(
+        &self,
+        raw: RawTime,
+        _offset: FixedOffset,
+    ) -> Result<Option<DateTime<Utc>>, String> {
+        match raw {
+            RawTime::Null => Ok(None),
+            RawTime::Utc(t) => Ok(Some(t)),
+            RawTime::Naive(n) => Ok(Some(n.and_utc())),
+            RawTime::Text(s) => crate::sql::parse_time_text(&s).map(Some),
+        }
+    }
+}
+
+#[async_trait]
+impl SqlxDatabase for Postgres {
+    const DIALECT: &'static dyn Dialect = &PostgresDialect;
+    const CATALOG: &'static str = "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
+         column_default IS NOT NULL, character_octet_length::int8 FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1";
+
+    fn bind<'q>(
+        query: Query<'q, Postgres, PgArguments>,
+        arg: &Arg<'_>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        match arg {
+            // The only column written as NULL is a time.
+            Arg::Null => query.bind(None::<DateTime<Utc>>),
+            Arg::Str(s) => query.bind(*s),
+            Arg::String(s) => query.bind(s.as_str()),
+            Arg::Int(i) => query.bind(*i),
+            Arg::Time(t) => query.bind(*t),
+            Arg::Naive(n) => query.bind(n.and_utc()),
+        }
+    }
+
+    fn decode_row(row: &PgRow) -> Result<RawRow, sqlx::Error> {
+        let expires: Option<DateTime<Utc>> = row.try_get(2)?;
+        Ok(RawRow::new(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            expires.map_or(RawTime::Null, RawTime::Utc),
+        ))
+    }
+
+    fn decode_column(row: &PgRow) -> Result<ColumnInfo, sqlx::Error> {
+        // character_octet_length of an unbounded text column is 1 GiB; keep it as the limit.
+        Ok(ColumnInfo::new(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+        ))
+    }
+
+    fn decode_count(row: &PgRow) -> Result<i64, sqlx::Error> {
+        row.try_get(0)
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn connect(url: &str) -> Result<PgPool> {
+        Ok(PgPool::connect(url).await?)
+    }
+}

@@ -1,0 +1,130 @@
+//! The sqlx pools as [`Backend`]s, written once for every database sqlx drives here. What
+//! differs per database (binding, decoding, the catalog) is in [`SqlxDatabase`], implemented in
+//! `sqlite.rs`, `postgres.rs` and `mysql.rs`.
+
+use async_trait::async_trait;
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool};
+
+use crate::connect_session::{Backend, Connect};
+use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, Statement};
+use crate::{Error, Result};
+
+/// A sqlx database this crate has a dialect for: what its pool needs to be a [`Backend`].
+#[async_trait]
+pub trait SqlxDatabase: Database {
+    /// The SQL it speaks.
+    const DIALECT: &'static dyn Dialect;
+
+    /// The catalog query listing a table's columns, with the table name as its one argument.
+    /// Each row is `name, type, nullable, has_default, max_len`.
+    const CATALOG: &'static str;
+
+    /// Binds one argument the way this database wants it.
+    fn bind<'q>(
+        query: Query<'q, Self, Self::Arguments>,
+        arg: &Arg<'_>,
+    ) -> Query<'q, Self, Self::Arguments>;
+
+    /// Reads `sid, data, expires` from a row.
+    ///
+    /// # Errors
+    /// The driver's decode error.
+    fn decode_row(row: &Self::Row) -> std::result::Result<RawRow, sqlx::Error>;
+
+    /// Reads one row of [`SqlxDatabase::CATALOG`].
+    ///
+    /// # Errors
+    /// The driver's decode error.
+    fn decode_column(row: &Self::Row) -> std::result::Result<ColumnInfo, sqlx::Error>;
+
+    /// Reads the one integer of a `COUNT(*)` row.
+    ///
+    /// # Errors
+    /// The driver's decode error.
+    fn decode_count(row: &Self::Row) -> std::result::Result<i64, sqlx::Error>;
+
+    /// How many rows a statement affected.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Opens a pool to `url`, with this database's recommended settings.
+    ///
+    /// # Errors
+    /// The driver's error.
+    async fn connect(url: &str) -> Result<Pool<Self>>;
+}
+
+fn query<'q, DB: SqlxDatabase>(
+    stmt: &Statement,
+    args: &[Arg<'_>],
+) -> Result<Query<'q, DB, DB::Arguments>> {
+    let mut query = sqlx::query::<DB>(AssertSqlSafe(stmt.shared_sql()));
+    for arg in stmt.bound(args)? {
+        query = DB::bind(query, arg);
+    }
+    Ok(query)
+}
+
+#[async_trait]
+impl<DB> Backend for Pool<DB>
+where
+    DB: SqlxDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    fn dialect(&self) -> &'static dyn Dialect {
+        DB::DIALECT
+    }
+
+    async fn execute(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<u64> {
+        let result = query::<DB>(stmt, args)?.execute(self).await?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    async fn fetch_rows(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>> {
+        let rows = query::<DB>(stmt, args)?.fetch_all(self).await?;
+        rows.iter()
+            .map(|row| DB::decode_row(row).map_err(Error::from))
+            .collect()
+    }
+
+    async fn fetch_count(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<i64> {
+        let row = query::<DB>(stmt, args)?.fetch_one(self).await?;
+        Ok(DB::decode_count(&row)?)
+    }
+
+    async fn columns(&self, table: &str) -> Result<Vec<ColumnInfo>> {
+        let rows = DB::bind(sqlx::query::<DB>(DB::CATALOG), &Arg::Str(table))
+            .fetch_all(self)
+            .await?;
+        rows.iter()
+            .map(|row| DB::decode_column(row).map_err(Error::from))
+            .collect()
+    }
+
+    async fn run_ddl(&self, sql: &str) -> Result<()> {
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    fn is_unique_violation(&self, err: &Error) -> bool {
+        match err {
+            Error::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+#[async_trait]
+impl<DB> Connect for Pool<DB>
+where
+    DB: SqlxDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    async fn connect(url: &str) -> Result<Self> {
+        DB::connect(url).await
+    }
+}

@@ -1,0 +1,544 @@
+//! [`Store`]: the policy over a [`SessionModel`]: ttl, touch, removal of expired sessions,
+//! serialization. It knows nothing of SQL.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::connect_session::{Backend, Connect, ConnectSession, DEFAULT_BATCH};
+use crate::memory::{Fallback, MemoryModel};
+use crate::model::{Created, SessionModel, SessionRow};
+use crate::serializer::{Json, SessionData, Serializer};
+use crate::sql::MAX_SID_LEN;
+use crate::{Error, Result};
+
+/// How long a session lives when the caller gives no expiry: 14 days.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// How often expired sessions are removed unless told otherwise: every 15 minutes.
+pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// A session as the store hands it out.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Session {
+    /// The session id.
+    pub id: String,
+    /// The session's data.
+    pub data: SessionData,
+    /// When it expires; `None` for a row written without expiry by another client.
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// A session store: a [`SessionModel`] plus the policy for it.
+///
+/// - **ttl**: a session written without an expiry of its own (a cookie's) expires `ttl` after
+///   the write; 14 days unless set with [`Store::with_ttl`].
+/// - **touch**: [`Store::touch`] slides the expiry; with [`Store::with_touch_after`] a session
+///   is written at most once per interval.
+/// - **cleanup**: a background task removes expired sessions every 15 minutes (with jitter, in
+///   batches), logs failures and tries again at the next tick; [`Store::with_cleanup_interval`]
+///   changes or turns it off. It stops when the last clone of the store is dropped.
+///
+/// Cloning is cheap and shares the model and the cleanup task.
+pub struct Store<M> {
+    model: Arc<M>,
+    ttl: Duration,
+    touch_after: Option<Duration>,
+    max_data_len: Option<usize>,
+    serializer: Arc<dyn Serializer>,
+    clock: Arc<dyn Clock>,
+    cleanup_interval: Option<Duration>,
+    cleanup_batch: u32,
+    sweeper: Arc<Sweeper>,
+}
+
+impl<M> Clone for Store<M> {
+    fn clone(&self) -> Self {
+        Store {
+            model: Arc::clone(&self.model),
+            ttl: self.ttl,
+            touch_after: self.touch_after,
+            max_data_len: self.max_data_len,
+            serializer: Arc::clone(&self.serializer),
+            clock: Arc::clone(&self.clock),
+            cleanup_interval: self.cleanup_interval,
+            cleanup_batch: self.cleanup_batch,
+            sweeper: Arc::clone(&self.sweeper),
+        }
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for Store<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("model", &self.model)
+            .field("ttl", &self.ttl)
+            .field("touch_after", &self.touch_after)
+            .field("max_data_len", &self.max_data_len)
+            .field("serializer", &self.serializer)
+            .field("clock", &self.clock)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .field("cleanup_batch", &self.cleanup_batch)
+            .finish()
+    }
+}
+
+impl<B: Backend> Store<ConnectSession<B>> {
+    /// Creates the `ConnectSession` table when missing and returns a store over it.
+    /// `backend` is the application's pool: `SqlitePool`, `PgPool`, `MySqlPool` or a
+    /// [`RusqliteConnection`](crate::RusqliteConnection).
+    ///
+    /// # Errors
+    /// As [`ConnectSession::auto`].
+    pub async fn auto(backend: B) -> Result<Self> {
+        Ok(Store::with_model(ConnectSession::auto(backend).await?))
+    }
+
+    /// Finds an existing `ConnectSession` or `ConnectSessions` table and returns a store over it.
+    ///
+    /// # Errors
+    /// As [`ConnectSession::discover`]: the error names the table, the column and the fix.
+    pub async fn discover(backend: B) -> Result<Self> {
+        Ok(Store::with_model(ConnectSession::discover(backend).await?))
+    }
+
+    /// [`Store::auto`] for a table of another name.
+    ///
+    /// # Errors
+    /// As [`ConnectSession::auto_table`].
+    pub async fn auto_table(backend: B, table: &str) -> Result<Self> {
+        Ok(Store::with_model(
+            ConnectSession::auto_table(backend, table).await?,
+        ))
+    }
+
+    /// [`Store::discover`] for a table of another name.
+    ///
+    /// # Errors
+    /// As [`ConnectSession::discover_table`].
+    pub async fn discover_table(backend: B, table: &str) -> Result<Self> {
+        Ok(Store::with_model(
+            ConnectSession::discover_table(backend, table).await?,
+        ))
+    }
+
+    /// Like [`Store::auto`], but when the database cannot be reached at start-up the store
+    /// keeps sessions in memory instead, and logs a warning; [`Fallback::is_memory`] tells which.
+    /// Any other error (a bad schema, say) is still returned.
+    ///
+    /// # Errors
+    /// As [`Store::auto`], except connection failures.
+    pub async fn auto_or_memory(backend: B) -> Result<Store<Fallback<ConnectSession<B>>>> {
+        let model = match ConnectSession::auto(backend).await {
+            Ok(model) => Fallback::Primary(model),
+            Err(err) if err.is_connection() => {
+                tracing::warn!(error = %err, "session database unreachable; keeping sessions in memory, they will not survive a restart");
+                Fallback::Memory(MemoryModel::new())
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(Store::with_model(model))
+    }
+}
+
+impl<B: Connect> Store<ConnectSession<B>> {
+    /// Opens a connection to `url` itself and then works as [`Store::auto`]: for when the
+    /// application has no pool of its own. SQLite files are opened with WAL,
+    /// `synchronous=NORMAL` and a busy timeout, and created when missing.
+    ///
+    /// # Errors
+    /// The driver's error when the URL is bad or the database cannot be reached; then as
+    /// [`Store::auto`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Store::auto(B::connect(url).await?).await
+    }
+}
+
+impl<M: SessionModel> Store<M> {
+    /// A store over any model, a user's own included, with the default policy. The cleanup
+    /// task starts now when called inside a tokio runtime, else on the store's first call.
+    pub fn with_model(model: M) -> Self {
+        let store = Store {
+            model: Arc::new(model),
+            ttl: DEFAULT_TTL,
+            touch_after: None,
+            max_data_len: None,
+            serializer: Arc::new(Json),
+            clock: Arc::new(SystemClock),
+            cleanup_interval: Some(DEFAULT_CLEANUP_INTERVAL),
+            cleanup_batch: DEFAULT_BATCH,
+            sweeper: Arc::new(Sweeper::default()),
+        };
+        store.start_sweeper_if_in_runtime();
+        store
+    }
+
+    /// How long a session lives when written without an expiry of its own.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Touch a session at most once per `interval`: a touch whose new expiry is less than
+    /// `interval` past the stored one writes nothing (connect-mongo's `touchAfter`). The check
+    /// is inside the same UPDATE, so a skipped touch costs one statement and no write.
+    pub fn with_touch_after(mut self, interval: Duration) -> Self {
+        self.touch_after = Some(interval).filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Refuse to store a session whose serialized data is longer than `bytes`, with
+    /// [`Error::InvalidInput`].
+    pub fn with_max_data_len(mut self, bytes: usize) -> Self {
+        self.max_data_len = Some(bytes);
+        self
+    }
+
+    /// Store session data with `serializer` instead of JSON.
+    pub fn with_serializer(mut self, serializer: impl Serializer) -> Self {
+        self.serializer = Arc::new(serializer);
+        self
+    }
+
+    /// Read `now` from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self.restart_sweeper()
+    }
+
+    /// Remove expired sessions every `interval` (with up to 10% jitter, so that app instances
+    /// sharing a database do not sweep at once); `None` turns the task off, for deployments
+    /// that clean up elsewhere (see [`Store::remove_expired`]).
+    pub fn with_cleanup_interval(mut self, interval: Option<Duration>) -> Self {
+        self.cleanup_interval = interval.filter(|d| !d.is_zero());
+        self.restart_sweeper()
+    }
+
+    /// Delete at most `rows` expired sessions per statement when sweeping (default 1000), so a
+    /// large sweep never holds long locks.
+    pub fn with_cleanup_batch(mut self, rows: u32) -> Self {
+        self.cleanup_batch = rows.max(1);
+        self.restart_sweeper()
+    }
+
+    fn restart_sweeper(mut self) -> Self {
+        self.sweeper = Arc::new(Sweeper::default());
+        self.start_sweeper_if_in_runtime();
+        self
+    }
+
+    /// The model under this store.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The ttl in force.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The touch throttle in force, if any.
+    pub fn touch_after(&self) -> Option<Duration> {
+        self.touch_after
+    }
+
+    /// The cleanup interval in force; `None` when the task is off.
+    pub fn cleanup_interval(&self) -> Option<Duration> {
+        self.cleanup_interval
+    }
+
+    /// `now` from the store's clock, to the millisecond (what every backend keeps).
+    pub fn now(&self) -> DateTime<Utc> {
+        to_millis(self.clock.now())
+    }
+
+    /// The expiry a session written now gets: `expires` when given (the cookie's wins),
+    /// otherwise now + ttl.
+    pub fn expiry(&self, expires: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        match expires {
+            Some(t) => to_millis(t),
+            None => self
+                .now()
+                .checked_add_signed(delta(self.ttl))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    }
+
+    /// The live session `sid`, or `None` when there is none or it has expired.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad id; [`Error::Decode`] for a stored session that does not
+    /// decode; the model's error.
+    pub async fn get(&self, sid: &str) -> Result<Option<Session>> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        match self.model.load(sid, self.now()).await? {
+            Some(row) => Ok(Some(self.decode(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes session `sid` (insert or replace), expiring at `expires` or after the ttl.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad id or an oversized session; [`Error::Encode`]; the model's error.
+    pub async fn set(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let row = self.encode(sid, data, expires)?;
+        self.model.save(&row, self.now()).await
+    }
+
+    /// Inserts session `sid` as new; an existing id is reported, never overwritten.
+    ///
+    /// # Errors
+    /// As [`Store::set`].
+    pub async fn create(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<Created> {
+        let row = self.encode(sid, data, expires)?;
+        self.model.create(&row, self.now()).await
+    }
+
+    /// Replaces live session `sid` and returns whether there was one: a session destroyed or
+    /// expired meanwhile stays gone (a request finishing after logout does not log back in).
+    ///
+    /// # Errors
+    /// As [`Store::set`].
+    pub async fn update(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let row = self.encode(sid, data, expires)?;
+        self.model.update(&row, self.now()).await
+    }
+
+    /// Slides the expiry of live session `sid` to `expires` (or now + ttl), honouring the touch
+    /// throttle. Returns whether a write happened: `false` for a missing or expired session and
+    /// for a touch the throttle skipped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad id; the model's error.
+    pub async fn touch(&self, sid: &str, expires: Option<DateTime<Utc>>) -> Result<bool> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        let now = self.now();
+        let expires = self.expiry(expires);
+        let only_if_before = self.touch_after.map(|after| {
+            expires
+                .checked_sub_signed(delta(after))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        });
+        self.model.touch(sid, expires, now, only_if_before).await
+    }
+
+    /// Deletes session `sid` and returns whether there was one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad id; the model's error.
+    pub async fn destroy(&self, sid: &str) -> Result<bool> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        self.model.destroy(sid).await
+    }
+
+    /// All live sessions.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the first stored session that does not decode; the model's error.
+    pub async fn all(&self) -> Result<Vec<Session>> {
+        self.ensure_sweeper();
+        let rows = self.model.list(self.now()).await?;
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// The number of live sessions.
+    ///
+    /// # Errors
+    /// The model's error.
+    pub async fn length(&self) -> Result<u64> {
+        self.ensure_sweeper();
+        self.model.count(self.now()).await
+    }
+
+    /// Deletes every session, live or expired, and returns how many went.
+    ///
+    /// # Errors
+    /// The model's error.
+    pub async fn clear(&self) -> Result<u64> {
+        self.ensure_sweeper();
+        self.model.clear().await
+    }
+
+    /// Removes all expired sessions now, in batches, and returns how many went: for a cron job
+    /// when the background task is off.
+    ///
+    /// # Errors
+    /// The model's error; rows deleted by earlier batches stay deleted.
+    pub async fn remove_expired(&self) -> Result<u64> {
+        sweep(&*self.model, self.now(), self.cleanup_batch).await
+    }
+
+    fn encode(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<SessionRow> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        let text = self
+            .serializer
+            .serialize(data)
+            .map_err(|source| Error::Encode {
+                sid: sid.to_owned(),
+                source,
+            })?;
+        if let Some(max) = self.max_data_len
+            && text.len() > max
+        {
+            return Err(Error::InvalidInput(format!(
+                "session {sid:?} is {} bytes serialized, over the store's maximum of {max}; \
+                 store less in the session or raise the limit with Store::with_max_data_len",
+                text.len()
+            )));
+        }
+        Ok(SessionRow::new(sid, text, Some(self.expiry(expires))))
+    }
+
+    fn decode(&self, row: SessionRow) -> Result<Session> {
+        let data = self
+            .serializer
+            .deserialize(&row.data)
+            .map_err(|e| Error::Decode {
+                sid: row.sid.clone(),
+                column: "data",
+                message: e.to_string(),
+            })?;
+        Ok(Session {
+            id: row.sid,
+            data,
+            expires: row.expires,
+        })
+    }
+
+    fn ensure_sweeper(&self) {
+        if self.sweeper.handle.get().is_none() {
+            self.start_sweeper_if_in_runtime();
+        }
+    }
+
+    fn start_sweeper_if_in_runtime(&self) {
+        let Some(interval) = self.cleanup_interval else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.sweeper.handle.get_or_init(|| {
+            let task = run_sweeper(
+                Arc::downgrade(&self.model),
+                Arc::clone(&self.clock),
+                interval,
+                self.cleanup_batch,
+            );
+            AbortOnDrop(runtime.spawn(task))
+        });
+    }
+}
+
+/// The cleanup task of a store and its clones; aborted when the last of them is dropped.
+#[derive(Debug, Default)]
+struct Sweeper {
+    handle: OnceLock<AbortOnDrop>,
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Deletes expired rows in batches until a batch comes back short.
+async fn sweep<M: SessionModel + ?Sized>(model: &M, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = model.delete_expired(now, batch).await?;
+        total += n;
+        if n < u64::from(batch) {
+            return Ok(total);
+        }
+        // Let other work on this runtime in between batches of a long sweep.
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn run_sweeper<M: SessionModel>(
+    model: Weak<M>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    batch: u32,
+) {
+    // The first sweep comes at a random point within the first interval, so that instances
+    // started together spread out; then every interval, give or take 10%.
+    let mut delay = interval.mul_f64(random_unit());
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(model) = model.upgrade() else { return };
+        match sweep(&*model, to_millis(clock.now()), batch).await {
+            Ok(0) => tracing::trace!("session cleanup: nothing expired"),
+            Ok(n) => tracing::debug!(removed = n, "session cleanup"),
+            Err(err) => {
+                tracing::warn!(error = %err, "session cleanup failed; trying again next interval")
+            }
+        }
+        drop(model);
+        delay = interval.mul_f64(0.9 + 0.2 * random_unit());
+    }
+}
+
+/// A number in [0, 1) from the process's random hasher keys: enough to spread sweeps apart,
+/// not for anything secret.
+fn random_unit() -> f64 {
+    let bits = RandomState::new().hash_one(std::time::Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn check_sid(sid: &str) -> Result<()> {
+    if sid.is_empty() {
+        return Err(Error::InvalidInput("session id is empty".into()));
+    }
+    if sid.chars().count() > MAX_SID_LEN {
+        return Err(Error::InvalidInput(format!(
+            "session id is {} characters long; the sid column holds at most {MAX_SID_LEN}",
+            sid.chars().count()
+        )));
+    }
+    Ok(())
+}
+
+fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
