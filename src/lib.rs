@@ -3,6 +3,7 @@
 mod clock;
 mod connect_session;
 mod error;
+pub mod integration;
 mod memory;
 mod model;
 #[cfg(feature = "mysql")]
@@ -29,22 +30,25 @@ pub use connect_session::{
 pub use error::{BoxError, Error, Result};
 pub use memory::{Fallback, MemoryModel};
 pub use model::{Capabilities, Created, SessionModel, SessionRow};
-pub use serializer::{Json, SessionData, Serializer};
-pub use store::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_TTL, Session, Store};
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlDialect;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresDialect;
 #[cfg(feature = "rusqlite")]
 pub use rusqlite::RusqliteConnection;
+pub use serializer::{Json, Serializer, SessionData};
 #[cfg(any(feature = "sqlite", feature = "rusqlite"))]
 pub use sqlite::SqliteDialect;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use sqlx_backend::SqlxDatabase;
+pub use store::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_TTL, Session, Store};
 
 /// The sqlx this crate is built with, for making pools of the same version.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql")))
+)]
 pub use sqlx;
 
 /// A store over a `ConnectSession` table in SQLite, through sqlx.

@@ -1,0 +1,8 @@
+//! Adapters to web frameworks, one file each, behind their features.
+
+#[cfg(feature = "actix-session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-session")))]
+pub mod actix_session;
+#[cfg(feature = "tower-sessions")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
+pub mod tower_sessions;

@@ -1,0 +1,199 @@
+//! The schema suite: `auto`, `discover` and identifier checks, written once and instantiated
+//! per SQL backend with `schema_tests!`. Each test gets a database of its own (a file, a
+//! PostgreSQL schema or a MariaDB database), so the default table names can be used.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use sequelstore::{Backend, ConnectSession, Error, SessionData, Store};
+
+use super::RawSql;
+
+/// A fresh, empty database for one test.
+pub struct SchemaCtx<B> {
+    pub backend: B,
+    pub raw: RawSql,
+    /// DDL for a table as Sequelize creates it for the `ConnectSession` model.
+    pub sequelize_ddl: fn(&str) -> String,
+    /// DDL for a table like that but without the `expires` column.
+    pub no_expires_ddl: fn(&str) -> String,
+    /// DDL for a table whose `expires` column has a type the model cannot use.
+    pub wrong_expires_ddl: fn(&str) -> String,
+    /// Drops the database made for the test.
+    pub cleanup: Option<String>,
+}
+
+impl<B> SchemaCtx<B> {
+    pub async fn finish(self) {
+        if let Some(sql) = &self.cleanup {
+            (self.raw)(sql.clone()).await;
+        }
+    }
+}
+
+/// Instantiates the schema suite: `$make` takes the test's name and returns
+/// `Option<SchemaCtx<B>>` (`None` when its server cannot be reached outside CI).
+#[macro_export]
+macro_rules! schema_tests {
+    ($make:path) => {
+        $crate::schema_tests!(@each $make;
+            discover_prefers_connect_session_then_connect_sessions,
+            discover_reports_a_missing_table_with_ddl,
+            discover_names_a_missing_column_and_the_fix,
+            discover_names_a_column_of_the_wrong_type,
+            auto_is_idempotent_under_concurrent_starts,
+            auto_refuses_an_incompatible_existing_table,
+            hostile_table_names_are_rejected
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(ctx) = $make(stringify!($name)).await {
+                    common::schema::$name(&ctx).await;
+                    ctx.finish().await;
+                }
+            }
+        )*
+    };
+}
+
+fn data(pairs: &[(&str, serde_json::Value)]) -> SessionData {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+pub async fn discover_prefers_connect_session_then_connect_sessions<B: Backend + Clone>(
+    ctx: &SchemaCtx<B>,
+) {
+    (ctx.raw)((ctx.sequelize_ddl)("ConnectSessions")).await;
+    let store = Store::discover(ctx.backend.clone()).await.unwrap();
+    assert_eq!(store.model().table(), "ConnectSessions");
+    // Sequelize's createdAt/updatedAt are NOT NULL with no default: writes must fill them.
+    let d = data(&[("user", "ann".into())]);
+    store.set("s1", &d, None).await.unwrap();
+    assert_eq!(store.get("s1").await.unwrap().unwrap().data, d);
+    assert!(store.touch("s1", None).await.unwrap());
+    assert!(store.destroy("s1").await.unwrap());
+
+    (ctx.raw)((ctx.sequelize_ddl)("ConnectSession")).await;
+    let store = Store::discover(ctx.backend.clone()).await.unwrap();
+    assert_eq!(store.model().table(), "ConnectSession");
+}
+
+pub async fn discover_reports_a_missing_table_with_ddl<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    match Store::discover(ctx.backend.clone()).await {
+        Err(Error::TableNotFound { tried, ddl }) => {
+            assert_eq!(tried, ["ConnectSession", "ConnectSessions"]);
+            assert!(ddl.contains("CREATE TABLE"), "{ddl}");
+        }
+        other => panic!("expected TableNotFound, got {other:?}"),
+    }
+    let err = Store::discover_table(ctx.backend.clone(), "elsewhere")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("elsewhere") && msg.contains("CREATE TABLE"),
+        "{msg}"
+    );
+}
+
+pub async fn discover_names_a_missing_column_and_the_fix<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    (ctx.raw)((ctx.no_expires_ddl)("ConnectSessions")).await;
+    match Store::discover(ctx.backend.clone()).await {
+        Err(Error::IncompatibleSchema {
+            table, column, fix, ..
+        }) => {
+            assert_eq!(table, "ConnectSessions");
+            assert_eq!(column, "expires");
+            assert!(
+                fix.contains("ALTER TABLE") && fix.contains("expires"),
+                "{fix}"
+            );
+            // The fix works.
+            (ctx.raw)(fix).await;
+            Store::discover(ctx.backend.clone()).await.unwrap();
+        }
+        other => panic!("expected IncompatibleSchema, got {other:?}"),
+    }
+}
+
+pub async fn discover_names_a_column_of_the_wrong_type<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    (ctx.raw)((ctx.wrong_expires_ddl)("ConnectSession")).await;
+    match Store::discover(ctx.backend.clone()).await {
+        Err(Error::IncompatibleSchema {
+            column, problem, ..
+        }) => {
+            assert_eq!(column, "expires");
+            assert!(problem.contains("type"), "{problem}");
+        }
+        other => panic!("expected IncompatibleSchema, got {other:?}"),
+    }
+}
+
+pub async fn auto_is_idempotent_under_concurrent_starts<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    let backend = Arc::new(ctx.backend.clone());
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let backend = B::clone(&backend);
+            tokio::spawn(async move { ConnectSession::auto(backend).await.map(|_| ()) })
+        })
+        .collect();
+    for s in starts {
+        s.await.unwrap().unwrap();
+    }
+    let store = Store::auto(ctx.backend.clone()).await.unwrap();
+    store
+        .set("a", &data(&[("n", 1.into())]), None)
+        .await
+        .unwrap();
+    let again = Store::auto(ctx.backend.clone()).await.unwrap();
+    assert_eq!(
+        again.length().await.unwrap(),
+        1,
+        "auto must not drop or recreate the table"
+    );
+    let found = Store::discover(ctx.backend.clone()).await.unwrap();
+    assert_eq!(found.model().table(), "ConnectSession");
+}
+
+pub async fn auto_refuses_an_incompatible_existing_table<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    (ctx.raw)((ctx.wrong_expires_ddl)("ConnectSession")).await;
+    let err = Store::auto(ctx.backend.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::IncompatibleSchema { .. }), "{err:?}");
+}
+
+pub async fn hostile_table_names_are_rejected<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    let long = "a".repeat(51);
+    for name in [
+        "x; DROP TABLE y",
+        "a\"b",
+        "a`b",
+        "a'b",
+        "",
+        "1abc",
+        "sch.tbl",
+        "Connect Session",
+        "ConnectSession--",
+        long.as_str(),
+        "é",
+    ] {
+        for result in [
+            Store::auto_table(ctx.backend.clone(), name)
+                .await
+                .map(|_| ()),
+            Store::discover_table(ctx.backend.clone(), name)
+                .await
+                .map(|_| ()),
+        ] {
+            match result {
+                Err(Error::InvalidIdentifier { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{name:?}: expected InvalidIdentifier, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The conformance and schema suites on MySQL and MariaDB (`MYSQL_URL`).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::schema::SchemaCtx;
+use common::{Ctx, RawSql, db};
+use sequelstore::ConnectSession;
+use sqlx::MySqlPool;
+
+fn raw(pool: &MySqlPool) -> RawSql {
+    let pool = pool.clone();
+    Arc::new(move |sql: String| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+    })
+}
+
+fn quote(s: &str) -> String {
+    format!("`{s}`")
+}
+
+async fn make(test: &str) -> Option<Ctx<ConnectSession<MySqlPool>>> {
+    let pool = db::mysql().await?;
+    let table = db::unique_table(test);
+    let model = ConnectSession::auto_table(pool.clone(), &table)
+        .await
+        .unwrap();
+    Some(Ctx {
+        model: Arc::new(model),
+        table,
+        raw: Some(raw(&pool)),
+        quote,
+        hour_ago: "UTC_TIMESTAMP(6) - INTERVAL 1 HOUR",
+    })
+}
+
+/// The table Sequelize 6 creates for the `ConnectSession` model on MariaDB.
+pub fn sequelize_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS `{table}` (`sid` VARCHAR(255), `expires` DATETIME, `data` TEXT, \
+         `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL, PRIMARY KEY (`sid`)) ENGINE=InnoDB"
+    )
+}
+
+async fn make_schema(test: &str) -> Option<SchemaCtx<MySqlPool>> {
+    let (pool, drop) = db::mysql_isolated(test).await?;
+    Some(SchemaCtx {
+        raw: raw(&pool),
+        backend: pool,
+        sequelize_ddl,
+        no_expires_ddl: |t| {
+            format!(
+                "CREATE TABLE `{t}` (`sid` VARCHAR(255) PRIMARY KEY, `data` TEXT, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL)"
+            )
+        },
+        wrong_expires_ddl: |t| {
+            format!(
+                "CREATE TABLE `{t}` (`sid` VARCHAR(255) PRIMARY KEY, `expires` INT, `data` TEXT)"
+            )
+        },
+        cleanup: Some(drop),
+    })
+}
+
+conformance_tests!(make);
+
+mod schema {
+    use super::*;
+    schema_tests!(make_schema);
+}
