@@ -133,7 +133,10 @@ impl Statements {
         let insert = |tail: Option<String>| {
             let mut b = StatementBuilder::new(d);
             let names: Vec<&str> = insert_cols.iter().map(|(c, _)| c.as_str()).collect();
-            b.push(&format!("INSERT INTO {table} ({}) VALUES (", names.join(", ")));
+            b.push(&format!(
+                "INSERT INTO {table} ({}) VALUES (",
+                names.join(", ")
+            ));
             for (i, (_, arg)) in insert_cols.iter().enumerate() {
                 if i > 0 {
                     b.push(", ");
@@ -149,7 +152,9 @@ impl Statements {
 
         let select = |by_sid: bool| {
             let mut b = StatementBuilder::new(d);
-            b.push(&format!("SELECT {sid}, {data}, {expires} FROM {table} WHERE "));
+            b.push(&format!(
+                "SELECT {sid}, {data}, {expires} FROM {table} WHERE "
+            ));
             if by_sid {
                 b.push(&format!("{sid} = ")).arg(SID).push(" AND ");
             }
@@ -180,7 +185,8 @@ impl Statements {
 
         let touch = |throttled: bool| {
             let mut b = StatementBuilder::new(d);
-            b.push(&format!("UPDATE {table} SET {expires} = ")).arg(EXPIRES);
+            b.push(&format!("UPDATE {table} SET {expires} = "))
+                .arg(EXPIRES);
             if let Some(u) = &updated_at {
                 b.push(&format!(", {u} = ")).arg(NOW);
             }
@@ -547,7 +553,9 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             self.time(Some(now)),
             Arg::Int(i64::from(limit)),
         ];
-        self.backend.execute(&self.stmts.delete_expired, &args).await
+        self.backend
+            .execute(&self.stmts.delete_expired, &args)
+            .await
     }
 
     async fn count(&self, now: DateTime<Utc>) -> Result<u64> {

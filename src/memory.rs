@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{Created, SessionModel, SessionRow};
 use crate::Result;
+use crate::model::{Created, SessionModel, SessionRow};
 
 /// A [`SessionModel`] that keeps sessions in memory, in this process only.
 ///

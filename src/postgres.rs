@@ -86,7 +86,9 @@ impl Dialect for PostgresDialect {
         }
         let (t, c) = (self.quote(table), self.quote(&info.name));
         let fix = if column.is_time() && ty == "timestamp without time zone" {
-            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c} AT TIME ZONE 'UTC';")
+            format!(
+                "ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c} AT TIME ZONE 'UTC';"
+            )
         } else if column.is_time() {
             format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c}::timestamptz;")
         } else {

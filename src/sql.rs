@@ -158,7 +158,10 @@ impl Column {
 
     /// Whether the column holds a time.
     pub fn is_time(self) -> bool {
-        matches!(self, Column::Expires | Column::CreatedAt | Column::UpdatedAt)
+        matches!(
+            self,
+            Column::Expires | Column::CreatedAt | Column::UpdatedAt
+        )
     }
 }
 
@@ -185,8 +188,12 @@ pub trait Dialect: Send + Sync + Debug + 'static {
 
     /// Why a column of `column`'s role cannot be used with this type, or `None` if it can.
     /// Returns the problem and the SQL that fixes it.
-    fn check_type(&self, table: &str, column: Column, info: &ColumnInfo)
-    -> Option<(String, String)>;
+    fn check_type(
+        &self,
+        table: &str,
+        column: Column,
+        info: &ColumnInfo,
+    ) -> Option<(String, String)>;
 
     /// Clause appended to a plain `INSERT` so that a row with the same key is left alone and
     /// the insert affects no row. `None` where the dialect has no such clause: then the

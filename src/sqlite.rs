@@ -7,8 +7,8 @@
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::sql::{
-    Arg, Column, ColumnInfo, Dialect, RawTime, StatementBuilder, delete_expired_by_key, parse_time_text,
-    sqlite_time_text,
+    Arg, Column, ColumnInfo, Dialect, RawTime, StatementBuilder, delete_expired_by_key,
+    parse_time_text, sqlite_time_text,
 };
 
 /// The SQLite dialect.
@@ -104,7 +104,10 @@ impl Dialect for SqliteDialect {
     }
 
     fn on_conflict_update(&self, sid: &str, columns: &[String]) -> String {
-        let sets: Vec<String> = columns.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        let sets: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
         format!(" ON CONFLICT ({sid}) DO UPDATE SET {}", sets.join(", "))
     }
 

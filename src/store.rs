@@ -14,7 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::connect_session::{Backend, Connect, ConnectSession, DEFAULT_BATCH};
 use crate::memory::{Fallback, MemoryModel};
 use crate::model::{Created, SessionModel, SessionRow};
-use crate::serializer::{Json, SessionData, Serializer};
+use crate::serializer::{Json, Serializer, SessionData};
 use crate::sql::MAX_SID_LEN;
 use crate::{Error, Result};
 
