@@ -542,3 +542,252 @@ fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use chrono::TimeZone;
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::model::MockSessionModel;
+
+    #[derive(Debug)]
+    struct Fixed(DateTime<Utc>);
+
+    impl Clock for Fixed {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).single().unwrap()
+    }
+
+    fn quiet(mock: MockSessionModel) -> Store<MockSessionModel> {
+        Store::with_model(mock)
+            .with_cleanup_interval(None)
+            .with_clock(Fixed(t0()))
+    }
+
+    fn data() -> SessionData {
+        SessionData::from_iter([("n".to_string(), serde_json::json!(1))])
+    }
+
+    #[tokio::test]
+    async fn ttl_defaults_to_14_days() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_save()
+            .withf(|row, now| {
+                *now == t0()
+                    && row.expires == Some(t0() + TimeDelta::days(14))
+                    && row.data == r#"{"n":1}"#
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        quiet(mock).set("s", &data(), None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_callers_expiry_wins_over_the_ttl() {
+        let cookie = t0() + TimeDelta::minutes(5) + TimeDelta::microseconds(1_234_567);
+        let mut mock = MockSessionModel::new();
+        mock.expect_save()
+            .withf(move |row, _| {
+                row.expires == Some(t0() + TimeDelta::minutes(5) + TimeDelta::milliseconds(1234))
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let store = quiet(mock).with_ttl(Duration::from_secs(60));
+        store.set("s", &data(), Some(cookie)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_custom_ttl_is_used_for_new_expiries() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_create()
+            .withf(|row, _| row.expires == Some(t0() + TimeDelta::hours(1)))
+            .times(1)
+            .returning(|_, _| Ok(Created::Inserted));
+        let store = quiet(mock).with_ttl(Duration::from_secs(3600));
+        assert_eq!(
+            store.create("s", &data(), None).await.unwrap(),
+            Created::Inserted
+        );
+    }
+
+    #[tokio::test]
+    async fn touch_without_throttle_always_writes() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_touch()
+            .with(
+                eq("s"),
+                eq(t0() + TimeDelta::days(14)),
+                eq(t0()),
+                eq(None::<DateTime<Utc>>),
+            )
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        assert!(quiet(mock).touch("s", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn touch_throttle_asks_the_model_for_a_guarded_update() {
+        let mut mock = MockSessionModel::new();
+        let expires = t0() + TimeDelta::hours(1);
+        mock.expect_touch()
+            .with(
+                eq("s"),
+                eq(expires),
+                eq(t0()),
+                eq(Some(expires - TimeDelta::seconds(60))),
+            )
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+        let store = quiet(mock)
+            .with_ttl(Duration::from_secs(3600))
+            .with_touch_after(Duration::from_secs(60));
+        assert!(!store.touch("s", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn bad_ids_and_oversized_data_never_reach_the_model() {
+        let store = quiet(MockSessionModel::new()).with_max_data_len(8);
+        for sid in ["", &"x".repeat(256)] {
+            assert!(matches!(store.get(sid).await, Err(Error::InvalidInput(_))));
+            assert!(matches!(
+                store.set(sid, &data(), None).await,
+                Err(Error::InvalidInput(_))
+            ));
+            assert!(matches!(
+                store.destroy(sid).await,
+                Err(Error::InvalidInput(_))
+            ));
+        }
+        let big = SessionData::from_iter([("k".to_string(), serde_json::json!("0123456789"))]);
+        let err = store.set("ok", &big, None).await.unwrap_err();
+        assert!(err.to_string().contains("with_max_data_len"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn undecodable_data_is_a_decode_error_naming_the_session() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_load()
+            .returning(|sid, _| Ok(Some(SessionRow::new(sid, "not json", None))));
+        match quiet(mock).get("bad").await {
+            Err(Error::Decode { sid, column, .. }) => {
+                assert_eq!((sid.as_str(), column), ("bad", "data"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn remove_expired_loops_until_a_short_batch() {
+        let mut mock = MockSessionModel::new();
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        mock.expect_delete_expired()
+            .withf(|now, limit| *now == t0() && *limit == 10)
+            .returning(move |_, _| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                Ok(if n < 2 { 10 } else { 3 })
+            });
+        let store = quiet(mock).with_cleanup_batch(10);
+        assert_eq!(store.remove_expired().await.unwrap(), 23);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    fn counting_sweeps(fail_first: u32) -> (MockSessionModel, Arc<AtomicU32>) {
+        let mut mock = MockSessionModel::new();
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        mock.expect_delete_expired().returning(move |_, _| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            if n < fail_first {
+                Err(Error::backend("database is down"))
+            } else {
+                Ok(0)
+            }
+        });
+        (mock, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_runs_every_interval_by_default() {
+        let (mock, calls) = counting_sweeps(0);
+        let store = Store::with_model(mock);
+        assert_eq!(store.cleanup_interval(), Some(DEFAULT_CLEANUP_INTERVAL));
+        // First sweep within the first interval, then every 15 minutes ± 10%.
+        tokio::time::sleep(Duration::from_secs(15 * 60 + 1)).await;
+        assert!(calls.load(Ordering::SeqCst) >= 1);
+        tokio::time::sleep(Duration::from_secs(5 * 15 * 60)).await;
+        let n = calls.load(Ordering::SeqCst);
+        assert!((5..=7).contains(&n), "{n} sweeps in 90 minutes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_interval_is_configurable() {
+        let (mock, calls) = counting_sweeps(0);
+        let _store = Store::with_model(mock).with_cleanup_interval(Some(Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(101)).await;
+        let n = calls.load(Ordering::SeqCst);
+        assert!(
+            (9..=12).contains(&n),
+            "{n} sweeps in 101 s at a 10 s interval"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_can_be_turned_off() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_delete_expired().never();
+        let store = Store::with_model(mock).with_cleanup_interval(None);
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+        assert_eq!(store.cleanup_interval(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_survives_a_failing_model_and_recovers() {
+        let (mock, calls) = counting_sweeps(3);
+        let _store = Store::with_model(mock).with_cleanup_interval(Some(Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let n = calls.load(Ordering::SeqCst);
+        assert!(n >= 5, "the task went on after 3 failures: {n} sweeps");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_stops_when_the_last_store_is_dropped() {
+        let (mock, calls) = counting_sweeps(0);
+        let store = Store::with_model(mock).with_cleanup_interval(Some(Duration::from_secs(10)));
+        let clone = store.clone();
+        drop(store);
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let while_cloned = calls.load(Ordering::SeqCst);
+        assert!(while_cloned >= 2, "a clone keeps the task: {while_cloned}");
+        drop(clone);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), while_cloned);
+    }
+
+    #[test]
+    fn a_store_made_outside_a_runtime_starts_cleanup_on_first_use() {
+        let (mock, calls) = counting_sweeps(0);
+        let mut mock = mock;
+        mock.expect_count().returning(|_| Ok(0));
+        let store = Store::with_model(mock).with_cleanup_interval(Some(Duration::from_secs(10)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            store.length().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(25)).await;
+        });
+        assert!(calls.load(Ordering::SeqCst) >= 2);
+    }
+}
