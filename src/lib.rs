@@ -1,5 +1,52 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
-//! sequelstore
+//! Web sessions in the SQL database your application already has.
+//!
+//! A [`Store`] keeps sessions through a [`SessionModel`]: the default model,
+//! [`ConnectSession`], uses the `ConnectSession` table of the npm package sequelstore-connect
+//! (and of connect-session-sequelize) on SQLite, PostgreSQL and MySQL/MariaDB through sqlx, and
+//! on SQLite through rusqlite; [`MemoryModel`] keeps them in memory; your own model can keep
+//! them anywhere. The store owns the policy: ttl (14 days unless the cookie says otherwise),
+//! sliding expiry with an optional write throttle, and a background task that removes expired
+//! sessions every 15 minutes.
+//!
+//! # Quick start
+//!
+//! ```
+//! use sequelstore::{SessionData, Store};
+//! use sqlx::SqlitePool;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> sequelstore::Result<()> {
+//! let pool = SqlitePool::connect("sqlite::memory:").await?; // your application's pool
+//! let store = Store::auto(pool).await?; // creates ConnectSession when missing
+//!
+//! let mut data = SessionData::new();
+//! data.insert("user".into(), "ann".into());
+//! store.set("sid-1", &data, None).await?; // expires in 14 days
+//! assert_eq!(store.get("sid-1").await?.unwrap().data, data);
+//! assert!(store.destroy("sid-1").await?);
+//! assert!(store.get("sid-1").await?.is_none());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Three ways in
+//!
+//! - [`Store::auto`] creates the table and its `expires` index when missing.
+//! - [`Store::discover`] finds an existing `ConnectSession` or `ConnectSessions` table (as
+//!   Sequelize made it) and checks its columns; errors name the column and the SQL that fixes it.
+//! - [`Store::with_model`] takes any [`SessionModel`] of yours.
+//!
+//! # Features
+//!
+//! | feature | what it adds | default |
+//! |---|---|---|
+//! | `sqlite` | [`ConnectSession`] on sqlx's `SqlitePool` (SQLite bundled) | yes |
+//! | `postgres` | [`ConnectSession`] on sqlx's `PgPool` | no |
+//! | `mysql` | [`ConnectSession`] on sqlx's `MySqlPool` (MySQL and MariaDB) | no |
+//! | `rusqlite` | [`ConnectSession`] on a [`RusqliteConnection`] (SQLite bundled) | no |
+//! | `tower-sessions` | [`Store`] as a tower-sessions `SessionStore` (axum) | no |
+//! | `actix-session` | [`Store`] as an actix-session `SessionStore` | no |
 mod clock;
 mod connect_session;
 mod error;
@@ -70,3 +117,8 @@ pub type MySqlStore = Store<ConnectSession<sqlx::MySqlPool>>;
 #[cfg(feature = "rusqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rusqlite")))]
 pub type RusqliteStore = Store<ConnectSession<RusqliteConnection>>;
+
+/// The README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "postgres", feature = "mysql"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
