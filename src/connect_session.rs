@@ -7,9 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 
+use crate::model::Capabilities;
 use crate::model::{Created, SessionModel, SessionRow};
 use crate::sql::{
-    Arg, Column, ColumnInfo, Dialect, RawRow, Statement, StatementBuilder, validate_identifier,
+    Arg, Column, ColumnInfo, Dialect, RawRow, Statement, StatementBuilder, SweepLock,
+    validate_identifier,
 };
 use crate::{Error, Result};
 
@@ -66,6 +68,23 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Whether `err` says a row with the same primary key exists.
     fn is_unique_violation(&self, err: &Error) -> bool;
+
+    /// Runs `stmt` on one connection while holding `lock`, and returns how many rows it
+    /// affected, or `None` when another connection holds the lock (nothing was run).
+    ///
+    /// The default runs `stmt` without locking, for backends that serialize writers anyway.
+    ///
+    /// # Errors
+    /// The driver's error.
+    async fn execute_locked(
+        &self,
+        lock: &SweepLock,
+        stmt: &Statement,
+        args: &[Arg<'_>],
+    ) -> Result<Option<u64>> {
+        let _ = lock;
+        self.execute(stmt, args).await.map(Some)
+    }
 }
 
 /// A backend that can open its own connection from a URL.
@@ -86,6 +105,7 @@ struct Table {
     name: String,
     has_created_at: bool,
     has_updated_at: bool,
+    has_version: bool,
     data_max: Option<usize>,
 }
 
@@ -96,6 +116,7 @@ struct Statements {
     create: Statement,
     save: Statement,
     update: Statement,
+    update_if_version: Statement,
     touch: Statement,
     touch_throttled: Statement,
     destroy: Statement,
@@ -103,6 +124,7 @@ struct Statements {
     count: Statement,
     list: Statement,
     clear: Statement,
+    sweep_lock: Option<SweepLock>,
 }
 
 // Argument indexes shared by the statements below.
@@ -111,6 +133,7 @@ const DATA: usize = 1;
 const EXPIRES: usize = 2;
 const NOW: usize = 3;
 const LIMIT: usize = 4;
+const VERSION: usize = 5;
 
 impl Statements {
     fn new(d: &dyn Dialect, t: &Table) -> Self {
@@ -150,11 +173,14 @@ impl Statements {
             b.build()
         };
 
+        let version = t.has_version.then(|| q(Column::Version));
+        let selected = match &version {
+            Some(v) => format!("{sid}, {data}, {expires}, {v}"),
+            None => format!("{sid}, {data}, {expires}"),
+        };
         let select = |by_sid: bool| {
             let mut b = StatementBuilder::new(d);
-            b.push(&format!(
-                "SELECT {sid}, {data}, {expires} FROM {table} WHERE "
-            ));
+            b.push(&format!("SELECT {selected} FROM {table} WHERE "));
             if by_sid {
                 b.push(&format!("{sid} = ")).arg(SID).push(" AND ");
             }
@@ -162,10 +188,16 @@ impl Statements {
             b.build()
         };
 
-        let mut set_cols = vec![data.clone(), expires.clone()];
-        set_cols.extend(updated_at.clone());
+        // What an upsert changes on an existing row: the data, the expiry, the update time,
+        // and the version goes up by one.
+        let mut assignments: Vec<String> = [&data, &expires]
+            .into_iter()
+            .chain(updated_at.as_ref())
+            .map(|c| format!("{c} = {}", d.excluded(c)))
+            .collect();
+        assignments.extend(version.as_ref().map(|v| format!("{v} = {table}.{v} + 1")));
 
-        let update = {
+        let update = |if_version: bool| {
             let mut b = StatementBuilder::new(d);
             b.push(&format!("UPDATE {table} SET {data} = "))
                 .arg(DATA)
@@ -174,12 +206,18 @@ impl Statements {
             if let Some(u) = &updated_at {
                 b.push(&format!(", {u} = ")).arg(NOW);
             }
+            if let Some(v) = &version {
+                b.push(&format!(", {v} = {v} + 1"));
+            }
             b.push(&format!(" WHERE {sid} = "))
                 .arg(SID)
                 .push(" AND ")
                 .push(&live)
                 .arg(NOW)
                 .push(")");
+            if let (true, Some(v)) = (if_version, &version) {
+                b.push(&format!(" AND {v} = ")).arg(VERSION);
+            }
             b.build()
         };
 
@@ -220,8 +258,9 @@ impl Statements {
         Statements {
             load: select(true),
             create: insert(d.on_conflict_do_nothing()),
-            save: insert(Some(d.on_conflict_update(&sid, &set_cols))),
-            update,
+            save: insert(Some(d.upsert(&sid, &assignments))),
+            update: update(false),
+            update_if_version: update(true),
             touch: touch(false),
             touch_throttled: touch(true),
             destroy: destroy.build(),
@@ -229,6 +268,7 @@ impl Statements {
             count: count.build(),
             list: select(false),
             clear: plain(format!("DELETE FROM {table}")).build(),
+            sweep_lock: d.sweep_lock(&t.name),
         }
     }
 }
@@ -267,86 +307,178 @@ impl<B: Backend + Clone> Clone for ConnectSession<B> {
     }
 }
 
+/// How to find or make the table of a [`ConnectSession`]: its name, whether it keeps a
+/// version column, and the offset of its wall-clock times. Made by [`ConnectSession::options`].
+#[derive(Debug)]
+pub struct TableOptions<B> {
+    backend: B,
+    table: Option<String>,
+    versioned: bool,
+    offset: FixedOffset,
+}
+
+impl<B: Backend> TableOptions<B> {
+    /// Use the table `name` instead of the default names.
+    pub fn table(mut self, name: impl Into<String>) -> Self {
+        self.table = Some(name.into());
+        self
+    }
+
+    /// Keep a `version` column for optimistic concurrency: [`Store::auto`](crate::Store::auto)
+    /// creates it (adding it to an existing table), and updates based on an older version are
+    /// refused with [`Error::Conflict`]. [`TableOptions::discover`] uses the column when it is
+    /// there, whether or not this is set, and fails when it is set and the column is missing.
+    pub fn versioned(mut self, yes: bool) -> Self {
+        self.versioned = yes;
+        self
+    }
+
+    /// Read and write wall-clock `DATETIME` columns at `offset` instead of UTC, for a MySQL
+    /// table written by Sequelize with another `timezone` setting. PostgreSQL and SQLite times
+    /// carry their zone, so there it changes nothing.
+    pub fn time_offset(mut self, offset: FixedOffset) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Creates the table (default `ConnectSession`) and its `expires` index when missing,
+    /// adds the `version` column when asked for and missing, and returns a model over it.
+    /// Safe to run from several app instances at once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidIdentifier`] for a bad name; the backend's error when the DDL fails;
+    /// [`Error::IncompatibleSchema`] when a table of that name exists with columns this model
+    /// cannot use, naming the column and the fix.
+    pub async fn auto(self) -> Result<ConnectSession<B>> {
+        let name = self.table.clone().unwrap_or_else(|| DEFAULT_TABLE.into());
+        validate_identifier(&name)?;
+        let d = self.backend.dialect();
+        let columns = Column::table_columns(self.versioned);
+        for ddl in d.create_table(&name, columns) {
+            self.run_ddl_tolerating_races(&name, &ddl).await?;
+        }
+        if self.versioned {
+            let existing = self.backend.columns(&name).await?;
+            if !existing
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(Column::Version.name()))
+            {
+                let ddl = format!(
+                    "ALTER TABLE {} ADD COLUMN {}",
+                    d.quote(&name),
+                    d.column_ddl(Column::Version)
+                );
+                self.run_ddl_tolerating_races(&name, &ddl).await?;
+            }
+        }
+        self.discover_among(&[&name]).await
+    }
+
+    /// Runs `ddl`; when it fails, but `table` exists and has what `ddl` was to add, another
+    /// instance starting at the same moment got there first, which is success for us too.
+    async fn run_ddl_tolerating_races(&self, table: &str, ddl: &str) -> Result<()> {
+        let Err(err) = self.backend.run_ddl(ddl).await else {
+            return Ok(());
+        };
+        let columns = self.backend.columns(table).await?;
+        let has_version = columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(Column::Version.name()));
+        let adds_version = ddl.contains("ADD COLUMN");
+        if columns.is_empty() || (adds_version && !has_version) {
+            return Err(err);
+        }
+        tracing::debug!(table, error = %err, "DDL failed but another instance made the table; going on");
+        Ok(())
+    }
+
+    /// Finds the table (by default `ConnectSession`, else `ConnectSessions`), checks its
+    /// columns and returns a model over it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidIdentifier`] for a bad name; [`Error::TableNotFound`] with the DDL to
+    /// run when there is no table; [`Error::IncompatibleSchema`] naming the column and the fix
+    /// when one cannot be used.
+    pub async fn discover(self) -> Result<ConnectSession<B>> {
+        match self.table.clone() {
+            Some(name) => self.discover_among(&[&name]).await,
+            None => self.discover_among(&[DEFAULT_TABLE, SEQUELIZE_TABLE]).await,
+        }
+    }
+
+    async fn discover_among(self, names: &[&str]) -> Result<ConnectSession<B>> {
+        let d = self.backend.dialect();
+        for name in names {
+            validate_identifier(name)?;
+            let columns = self.backend.columns(name).await?;
+            if columns.is_empty() {
+                continue;
+            }
+            let table = inspect(d, name, &columns, self.versioned)?;
+            return Ok(ConnectSession::over(self.backend, table, self.offset));
+        }
+        let ddl = d.create_table(names[0], Column::table_columns(self.versioned));
+        Err(Error::TableNotFound {
+            tried: names.iter().map(|n| n.to_string()).collect(),
+            ddl: ddl.join(";\n") + ";",
+        })
+    }
+}
+
 impl<B: Backend> ConnectSession<B> {
+    /// Options for finding or making the table; end with [`TableOptions::auto`] or
+    /// [`TableOptions::discover`].
+    pub fn options(backend: B) -> TableOptions<B> {
+        TableOptions {
+            backend,
+            table: None,
+            versioned: false,
+            offset: utc(),
+        }
+    }
+
     /// Creates the table `ConnectSession` and its `expires` index when missing, and returns a
     /// model over it. Safe to run from several app instances at once.
     ///
     /// # Errors
-    /// The backend's error when the DDL fails, or [`Error::IncompatibleSchema`] when a table
-    /// of that name exists with columns this model cannot use.
+    /// As [`TableOptions::auto`].
     pub async fn auto(backend: B) -> Result<Self> {
-        Self::auto_table(backend, DEFAULT_TABLE).await
+        Self::options(backend).auto().await
     }
 
     /// [`ConnectSession::auto`] for a table of another name.
     ///
     /// # Errors
-    /// As [`ConnectSession::auto`], and [`Error::InvalidIdentifier`] for a bad name.
+    /// As [`TableOptions::auto`].
     pub async fn auto_table(backend: B, table: &str) -> Result<Self> {
-        validate_identifier(table)?;
-        for ddl in backend.dialect().create_table(table) {
-            if let Err(err) = backend.run_ddl(&ddl).await {
-                // Another instance starting at the same moment may have won the race to create
-                // it; that is success for us too.
-                if backend.columns(table).await?.is_empty() {
-                    return Err(err);
-                }
-                tracing::debug!(table, error = %err, "DDL failed but the table exists; going on");
-            }
-        }
-        Self::discover_table(backend, table).await
+        Self::options(backend).table(table).auto().await
     }
 
     /// Finds an existing table named `ConnectSession`, or else `ConnectSessions` (Sequelize's
     /// plural), checks its columns and returns a model over it.
     ///
     /// # Errors
-    /// [`Error::TableNotFound`] with the DDL to run when neither exists;
-    /// [`Error::IncompatibleSchema`] naming the column and the fix when one cannot be used.
+    /// As [`TableOptions::discover`].
     pub async fn discover(backend: B) -> Result<Self> {
-        Self::discover_among(backend, &[DEFAULT_TABLE, SEQUELIZE_TABLE]).await
+        Self::options(backend).discover().await
     }
 
     /// [`ConnectSession::discover`] for a table of another name.
     ///
     /// # Errors
-    /// As [`ConnectSession::discover`], and [`Error::InvalidIdentifier`] for a bad name.
+    /// As [`TableOptions::discover`].
     pub async fn discover_table(backend: B, table: &str) -> Result<Self> {
-        Self::discover_among(backend, &[table]).await
+        Self::options(backend).table(table).discover().await
     }
 
-    async fn discover_among(backend: B, names: &[&str]) -> Result<Self> {
-        for name in names {
-            validate_identifier(name)?;
-            let columns = backend.columns(name).await?;
-            if columns.is_empty() {
-                continue;
-            }
-            let table = inspect(backend.dialect(), name, &columns)?;
-            return Ok(Self::over(backend, table));
-        }
-        Err(Error::TableNotFound {
-            tried: names.iter().map(|n| n.to_string()).collect(),
-            ddl: backend.dialect().create_table(names[0]).join(";\n") + ";",
-        })
-    }
-
-    fn over(backend: B, table: Table) -> Self {
+    fn over(backend: B, table: Table, offset: FixedOffset) -> Self {
         let stmts = Arc::new(Statements::new(backend.dialect(), &table));
         ConnectSession {
             backend,
             table,
-            offset: FixedOffset::east_opt(0).expect("zero is a valid offset"),
+            offset,
             stmts,
         }
-    }
-
-    /// Reads and writes wall-clock `DATETIME` columns in `offset` instead of UTC, for a MySQL
-    /// table written by Sequelize with another `timezone` setting. Has no effect on PostgreSQL
-    /// and SQLite, whose stored times carry their zone.
-    pub fn with_time_offset(mut self, offset: FixedOffset) -> Self {
-        self.offset = offset;
-        self
     }
 
     /// The table this model uses.
@@ -366,7 +498,7 @@ impl<B: Backend> ConnectSession<B> {
         }
     }
 
-    fn row_args<'a>(&self, row: &'a SessionRow, now: DateTime<Utc>) -> Result<[Arg<'a>; 4]> {
+    fn row_args<'a>(&self, row: &'a SessionRow, now: DateTime<Utc>) -> Result<[Arg<'a>; 6]> {
         if let Some(max) = self.table.data_max
             && row.data.len() > max
         {
@@ -384,11 +516,18 @@ impl<B: Backend> ConnectSession<B> {
             Arg::Str(&row.data),
             self.time(row.expires),
             self.time(Some(now)),
+            Arg::Null,
+            row.version.map_or(Arg::Null, Arg::Int),
         ])
     }
 
     fn decode(&self, raw: RawRow) -> Result<SessionRow> {
-        let RawRow { sid, data, expires } = raw;
+        let RawRow {
+            sid,
+            data,
+            expires,
+            version,
+        } = raw;
         let expires = match self.backend.dialect().decode_time(expires, self.offset) {
             Ok(t) => t,
             Err(message) => {
@@ -406,12 +545,23 @@ impl<B: Backend> ConnectSession<B> {
                 message: "it is NULL".into(),
             });
         };
-        Ok(SessionRow::new(sid, data, expires))
+        let mut row = SessionRow::new(sid, data, expires);
+        row.version = version;
+        Ok(row)
     }
 }
 
+fn utc() -> FixedOffset {
+    FixedOffset::east_opt(0).expect("zero is a valid offset")
+}
+
 /// Checks a table's columns against what the model needs and returns its shape.
-fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo]) -> Result<Table> {
+fn inspect(
+    d: &dyn Dialect,
+    name: &str,
+    columns: &[ColumnInfo],
+    need_version: bool,
+) -> Result<Table> {
     let find = |c: Column| {
         columns
             .iter()
@@ -423,16 +573,16 @@ fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo]) -> Result<Table>
         problem,
         fix,
     };
+    let all = Column::table_columns(true);
     let mut data_max = None;
-    for role in [
-        Column::Sid,
-        Column::Data,
-        Column::Expires,
-        Column::CreatedAt,
-        Column::UpdatedAt,
-    ] {
+    for &role in all {
+        let required = match role {
+            Column::Sid | Column::Data | Column::Expires => true,
+            Column::Version => need_version,
+            _ => false,
+        };
         match find(role) {
-            None if matches!(role, Column::CreatedAt | Column::UpdatedAt) => {}
+            None if !required => {}
             None => {
                 return Err(incompatible(
                     role.name(),
@@ -454,17 +604,7 @@ fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo]) -> Result<Table>
             }
         }
     }
-    let known = |info: &&ColumnInfo| {
-        [
-            Column::Sid,
-            Column::Data,
-            Column::Expires,
-            Column::CreatedAt,
-            Column::UpdatedAt,
-        ]
-        .iter()
-        .any(|c| info.name.eq_ignore_ascii_case(c.name()))
-    };
+    let known = |info: &&ColumnInfo| all.iter().any(|c| info.name.eq_ignore_ascii_case(c.name()));
     if let Some(extra) = columns
         .iter()
         .filter(|info| !known(info))
@@ -473,22 +613,26 @@ fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo]) -> Result<Table>
         return Err(incompatible(
             &extra.name,
             "is NOT NULL with no default, and this model does not write it".into(),
-            format!(
-                "give it a default, or let it be NULL; or write a model of your own that fills it \
-                 (see examples/custom_model.rs)"
-            ),
+            "give it a default, or let it be NULL; or write a model of your own that fills it \
+             (see examples/custom_model.rs)"
+                .into(),
         ));
     }
     Ok(Table {
         name: name.to_owned(),
         has_created_at: find(Column::CreatedAt).is_some(),
         has_updated_at: find(Column::UpdatedAt).is_some(),
+        has_version: find(Column::Version).is_some(),
         data_max,
     })
 }
 
 #[async_trait]
 impl<B: Backend> SessionModel for ConnectSession<B> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_version(self.table.has_version)
+    }
+
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
         let args = [Arg::Str(sid), Arg::Null, Arg::Null, self.time(Some(now))];
         let rows = self.backend.fetch_rows(&self.stmts.load, &args).await?;
@@ -513,7 +657,27 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
         let args = self.row_args(row, now)?;
-        Ok(self.backend.execute(&self.stmts.update, &args).await? > 0)
+        let (Some(expected), true) = (row.version, self.table.has_version) else {
+            return Ok(self.backend.execute(&self.stmts.update, &args).await? > 0);
+        };
+        if self
+            .backend
+            .execute(&self.stmts.update_if_version, &args)
+            .await?
+            > 0
+        {
+            return Ok(true);
+        }
+        // Nothing changed: either there is no live row, or another version is stored. Only
+        // this rare path pays a second round trip to tell which.
+        match self.load(&row.sid, now).await? {
+            Some(current) => Err(Error::Conflict {
+                sid: row.sid.clone(),
+                expected,
+                found: current.version.unwrap_or(0),
+            }),
+            None => Ok(false),
+        }
     }
 
     async fn touch(
@@ -553,9 +717,16 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             self.time(Some(now)),
             Arg::Int(i64::from(limit)),
         ];
-        self.backend
-            .execute(&self.stmts.delete_expired, &args)
-            .await
+        let stmt = &self.stmts.delete_expired;
+        match &self.stmts.sweep_lock {
+            // Another instance is sweeping this table right now: leave it to that one.
+            Some(lock) => Ok(self
+                .backend
+                .execute_locked(lock, stmt, &args)
+                .await?
+                .unwrap_or(0)),
+            None => self.backend.execute(stmt, &args).await,
+        }
     }
 
     async fn count(&self, now: DateTime<Utc>) -> Result<u64> {

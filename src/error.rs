@@ -68,6 +68,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// An update based on one version of a session found another stored: someone else wrote
+    /// the session since it was read. Load it again, apply the change to what is stored, and
+    /// update again (or let the store merge: `Store::with_conflict_merge`).
+    #[error(
+        "session {sid:?} was changed by someone else: the update was based on version {expected} but version {found} is stored; reload and apply the change again"
+    )]
+    Conflict {
+        /// The session id.
+        sid: String,
+        /// The version the update was based on.
+        expected: i64,
+        /// The version stored.
+        found: i64,
+    },
+
     /// The caller passed something the store refuses (an empty or oversized id, an oversized payload).
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -6,13 +6,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::Result;
-use crate::model::{Created, SessionModel, SessionRow};
+use crate::model::{Capabilities, Created, SessionModel, SessionRow};
+use crate::{Error, Result};
 
 /// A [`SessionModel`] that keeps sessions in memory, in this process only.
 ///
 /// It holds to the same contract as the SQL models and is the reference they are tested
-/// against. Sessions are lost when the process ends and are not shared between instances.
+/// against. It keeps versions (see [`Capabilities::version`]) and user ids. Sessions are lost
+/// when the process ends and are not shared between instances.
 #[derive(Debug, Default)]
 pub struct MemoryModel {
     rows: Mutex<HashMap<String, SessionRow>>,
@@ -33,6 +34,10 @@ impl MemoryModel {
 
 #[async_trait]
 impl SessionModel for MemoryModel {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_user_id(true).with_version(true)
+    }
+
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
         Ok(self.rows().get(sid).filter(|r| r.is_live(now)).cloned())
     }
@@ -42,23 +47,37 @@ impl SessionModel for MemoryModel {
         if rows.contains_key(&row.sid) {
             return Ok(Created::AlreadyExists);
         }
-        rows.insert(row.sid.clone(), row.clone());
+        rows.insert(row.sid.clone(), stored(row, 0));
         Ok(Created::Inserted)
     }
 
     async fn save(&self, row: &SessionRow, _now: DateTime<Utc>) -> Result<()> {
-        self.rows().insert(row.sid.clone(), row.clone());
+        let mut rows = self.rows();
+        let version = rows
+            .get(&row.sid)
+            .and_then(|r| r.version)
+            .map_or(0, |v| v + 1);
+        rows.insert(row.sid.clone(), stored(row, version));
         Ok(())
     }
 
     async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
-        match self.rows().get_mut(&row.sid) {
-            Some(stored) if stored.is_live(now) => {
-                *stored = row.clone();
-                Ok(true)
-            }
-            _ => Ok(false),
+        let mut rows = self.rows();
+        let Some(current) = rows.get_mut(&row.sid).filter(|r| r.is_live(now)) else {
+            return Ok(false);
+        };
+        let found = current.version.unwrap_or(0);
+        if let Some(expected) = row.version
+            && expected != found
+        {
+            return Err(Error::Conflict {
+                sid: row.sid.clone(),
+                expected,
+                found,
+            });
         }
+        *current = stored(row, found + 1);
+        Ok(true)
     }
 
     async fn touch(
@@ -119,6 +138,13 @@ impl SessionModel for MemoryModel {
         rows.clear();
         Ok(n)
     }
+}
+
+/// `row` as stored at `version`.
+fn stored(row: &SessionRow, version: i64) -> SessionRow {
+    let mut row = row.clone();
+    row.version = Some(version);
+    row
 }
 
 /// A model that is either the one asked for or, when its database could not be reached at

@@ -19,6 +19,10 @@ pub struct SessionRow {
     pub expires: Option<DateTime<Utc>>,
     /// The user the session belongs to, for a model whose [`Capabilities::user_id`] is true.
     pub user_id: Option<String>,
+    /// For a model whose [`Capabilities::version`] is true: on a loaded row, the stored version;
+    /// on a row passed to [`SessionModel::update`], the version the write is based on (`None`:
+    /// write whatever is stored).
+    pub version: Option<i64>,
 }
 
 impl SessionRow {
@@ -33,12 +37,19 @@ impl SessionRow {
             data: data.into(),
             expires,
             user_id: None,
+            version: None,
         }
     }
 
     /// The same row with a user id, for models that store one.
     pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
         self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// The same row based on stored version `version`, for optimistic concurrency.
+    pub fn with_version(mut self, version: i64) -> Self {
+        self.version = Some(version);
         self
     }
 
@@ -55,11 +66,24 @@ impl SessionRow {
 pub struct Capabilities {
     /// The model stores [`SessionRow::user_id`].
     pub user_id: bool,
+    /// The model keeps a version number per row, raised by every write of the data, and
+    /// refuses an [`update`](SessionModel::update) based on another version (optimistic
+    /// concurrency).
+    pub version: bool,
 }
 
 impl Capabilities {
     /// No optional columns.
-    pub const NONE: Capabilities = Capabilities { user_id: false };
+    pub const NONE: Capabilities = Capabilities {
+        user_id: false,
+        version: false,
+    };
+
+    /// The same, with a version column.
+    pub const fn with_version(mut self, yes: bool) -> Self {
+        self.version = yes;
+        self
+    }
 
     /// The same, with a user id column.
     pub const fn with_user_id(mut self, yes: bool) -> Self {
@@ -120,7 +144,8 @@ pub trait SessionModel: Send + Sync + 'static {
     async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created>;
 
     /// Writes `row`, inserting it or replacing the stored data and expiry, in one atomic
-    /// statement (an upsert). The creation time of an existing row is kept.
+    /// statement (an upsert). The creation time of an existing row is kept; a versioned model
+    /// raises the version of an existing row (a new row starts at 0) and ignores `row.version`.
     ///
     /// # Errors
     /// A backend failure.
@@ -130,12 +155,17 @@ pub trait SessionModel: Send + Sync + 'static {
     /// there was one. A missing or expired row stays missing or expired: a session destroyed
     /// meanwhile is not brought back.
     ///
+    /// A versioned model given `row.version = Some(v)` writes only when the stored version is
+    /// `v`, and then raises it by one, in the same statement.
+    ///
     /// # Errors
-    /// A backend failure.
+    /// [`Error::Conflict`](crate::Error::Conflict) when the live row has another version than
+    /// `row.version` (someone else wrote it since it was read); a backend failure.
     async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool>;
 
     /// Sets the expiry of the live row `sid` to `expires` and returns whether a row was
-    /// changed. A missing or expired row is left alone (`false`).
+    /// changed. A missing or expired row is left alone (`false`). The data and the version
+    /// are not changed, so a touch never conflicts with a concurrent update.
     ///
     /// With `only_if_before`, the row is changed only when its stored expiry is before that
     /// time (the touch throttle); the check is part of the same update, with no read before it.

@@ -11,7 +11,7 @@ use sqlx::mysql::{MySql, MySqlArguments, MySqlPool, MySqlQueryResult, MySqlRow};
 use sqlx::query::Query;
 
 use crate::Result;
-use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder};
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, SweepLock};
 use crate::sqlx_backend::SqlxDatabase;
 
 /// The MySQL / MariaDB dialect.
@@ -42,21 +42,15 @@ impl Dialect for MySqlDialect {
             }
             Column::Data => "MEDIUMTEXT",
             Column::Expires => "DATETIME(6) NULL",
+            Column::Version => "BIGINT NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "DATETIME(6) NOT NULL",
         };
         format!("{} {ty}", self.quote(column.name()))
     }
 
-    fn create_table(&self, table: &str) -> Vec<String> {
-        let columns = [
-            Column::Sid,
-            Column::Expires,
-            Column::Data,
-            Column::CreatedAt,
-            Column::UpdatedAt,
-        ]
-        .map(|c| self.column_ddl(c))
-        .join(", ");
+    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
+        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
+        let columns = columns.join(", ");
         vec![format!(
             "CREATE TABLE IF NOT EXISTS {} ({columns}, INDEX {} ({})) \
              DEFAULT CHARSET = utf8mb4",
@@ -79,6 +73,7 @@ impl Dialect for MySqlDialect {
                 ty,
                 "text" | "mediumtext" | "longtext" | "varchar" | "json" | "tinytext"
             ),
+            Column::Version => matches!(ty, "bigint" | "int"),
             _ => matches!(ty, "datetime" | "timestamp"),
         };
         if ok {
@@ -101,12 +96,12 @@ impl Dialect for MySqlDialect {
         None
     }
 
-    fn on_conflict_update(&self, _sid: &str, columns: &[String]) -> String {
-        let sets: Vec<String> = columns
-            .iter()
-            .map(|c| format!("{c} = VALUES({c})"))
-            .collect();
-        format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+    fn excluded(&self, column: &str) -> String {
+        format!("VALUES({column})")
+    }
+
+    fn upsert(&self, _sid: &str, assignments: &[String]) -> String {
+        format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "))
     }
 
     fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
@@ -118,6 +113,17 @@ impl Dialect for MySqlDialect {
         .arg(now)
         .push(&format!(" ORDER BY {expires} LIMIT "))
         .arg(limit);
+    }
+
+    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
+        // A named lock (GET_LOCK) per database and table, tried without waiting: one instance
+        // sweeps at a time, the others skip their turn. Lock names are server-wide, hence the
+        // database name in it, and at most 64 characters, hence the MD5.
+        let name = format!("MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.{table}'))");
+        Some(SweepLock {
+            acquire: format!("SELECT CAST(COALESCE(GET_LOCK({name}, 0), 0) AS SIGNED)"),
+            release: format!("SELECT RELEASE_LOCK({name})"),
+        })
     }
 
     fn encode_time(&self, t: DateTime<Utc>, offset: FixedOffset) -> Arg<'static> {
@@ -185,8 +191,8 @@ impl SqlxDatabase for MySql {
         ))
     }
 
-    fn decode_count(row: &MySqlRow) -> Result<i64, sqlx::Error> {
-        row.try_get(0)
+    fn decode_int(row: &MySqlRow, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
     }
 
     fn rows_affected(result: &MySqlQueryResult) -> u64 {

@@ -10,7 +10,8 @@ use sqlx::query::Query;
 
 use crate::Result;
 use crate::sql::{
-    Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, delete_expired_by_key,
+    Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, SweepLock,
+    delete_expired_by_key,
 };
 use crate::sqlx_backend::SqlxDatabase;
 
@@ -40,21 +41,15 @@ impl Dialect for PostgresDialect {
             Column::Sid => "VARCHAR(255) NOT NULL PRIMARY KEY",
             Column::Data => "TEXT",
             Column::Expires => "TIMESTAMPTZ",
+            Column::Version => "BIGINT NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "TIMESTAMPTZ NOT NULL",
         };
         format!("{} {ty}", self.quote(column.name()))
     }
 
-    fn create_table(&self, table: &str) -> Vec<String> {
-        let columns = [
-            Column::Sid,
-            Column::Expires,
-            Column::Data,
-            Column::CreatedAt,
-            Column::UpdatedAt,
-        ]
-        .map(|c| self.column_ddl(c))
-        .join(", ");
+    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
+        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
+        let columns = columns.join(", ");
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {} ({columns})",
@@ -76,47 +71,64 @@ impl Dialect for PostgresDialect {
         info: &ColumnInfo,
     ) -> Option<(String, String)> {
         let ty = info.data_type.as_str();
-        let ok = if column.is_time() {
-            ty == "timestamp with time zone"
-        } else {
-            matches!(ty, "text" | "character varying" | "character")
+        let (ok, wanted, target) = match column {
+            c if c.is_time() => (
+                ty == "timestamp with time zone",
+                "timestamp with time zone",
+                "TIMESTAMPTZ",
+            ),
+            Column::Version => (ty == "bigint", "bigint", "BIGINT"),
+            _ => (
+                matches!(ty, "text" | "character varying" | "character"),
+                "text or character varying",
+                "TEXT",
+            ),
         };
         if ok {
             return None;
         }
         let (t, c) = (self.quote(table), self.quote(&info.name));
-        let fix = if column.is_time() && ty == "timestamp without time zone" {
-            format!(
-                "ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c} AT TIME ZONE 'UTC';"
-            )
-        } else if column.is_time() {
-            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TIMESTAMPTZ USING {c}::timestamptz;")
+        let using = if column.is_time() && ty == "timestamp without time zone" {
+            format!("{c} AT TIME ZONE 'UTC'")
         } else {
-            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE TEXT USING {c}::text;")
+            format!("{c}::{}", target.to_ascii_lowercase())
         };
-        let wanted = if column.is_time() {
-            "timestamp with time zone"
-        } else {
-            "text or character varying"
-        };
-        Some((format!("has type {ty:?} where {wanted} is needed"), fix))
+        Some((
+            format!("has type {ty:?} where {wanted} is needed"),
+            format!("ALTER TABLE {t} ALTER COLUMN {c} TYPE {target} USING {using};"),
+        ))
     }
 
     fn on_conflict_do_nothing(&self) -> Option<String> {
         Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
     }
 
-    fn on_conflict_update(&self, sid: &str, columns: &[String]) -> String {
-        let sets: Vec<String> = columns
-            .iter()
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect();
-        format!(" ON CONFLICT ({sid}) DO UPDATE SET {}", sets.join(", "))
+    fn excluded(&self, column: &str) -> String {
+        format!("EXCLUDED.{column}")
+    }
+
+    fn upsert(&self, sid: &str, assignments: &[String]) -> String {
+        format!(
+            " ON CONFLICT ({sid}) DO UPDATE SET {}",
+            assignments.join(", ")
+        )
     }
 
     fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
         // SKIP LOCKED: instances sweeping at once take disjoint batches instead of waiting.
         delete_expired_by_key(b, table, now, limit, " FOR UPDATE SKIP LOCKED");
+    }
+
+    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
+        // A session-level advisory lock keyed by schema and table: one instance sweeps at a
+        // time, the others find it taken and skip their turn.
+        let key = format!("hashtext(current_schema() || '.{table}')");
+        Some(SweepLock {
+            acquire: format!(
+                "SELECT (CASE WHEN pg_try_advisory_lock({key}) THEN 1 ELSE 0 END)::int8"
+            ),
+            release: format!("SELECT pg_advisory_unlock({key})"),
+        })
     }
 
     fn encode_time(&self, t: DateTime<Utc>, _offset: FixedOffset) -> Arg<'static> {
@@ -179,8 +191,8 @@ impl SqlxDatabase for Postgres {
         ))
     }
 
-    fn decode_count(row: &PgRow) -> Result<i64, sqlx::Error> {
-        row.try_get(0)
+    fn decode_int(row: &PgRow, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

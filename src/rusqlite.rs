@@ -115,12 +115,17 @@ impl Backend for RusqliteConnection {
         let (sql, values) = (stmt.shared_sql(), owned(stmt, args)?);
         self.call(move |conn| {
             let mut st = conn.prepare_cached(&sql)?;
+            let versioned = st.column_count() == 4;
             let rows = st.query_map(params_from_iter(values), |row| {
-                Ok(RawRow::new(
+                let raw = RawRow::new(
                     text(row, 0)?.unwrap_or_default(),
                     text(row, 1)?,
                     text(row, 2)?.map_or(RawTime::Null, RawTime::Text),
-                ))
+                );
+                Ok(match versioned {
+                    true => raw.with_version(Some(row.get(3)?)),
+                    false => raw,
+                })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })

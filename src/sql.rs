@@ -73,8 +73,8 @@ pub enum RawTime {
     Naive(NaiveDateTime),
 }
 
-/// A session row as the database returned it: `sid, data, expires` and the optional columns
-/// the statement selected.
+/// A session row as the database returned it: `sid, data, expires` and, for a versioned
+/// table, `version`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RawRow {
@@ -84,12 +84,25 @@ pub struct RawRow {
     pub data: Option<String>,
     /// The `expires` column.
     pub expires: RawTime,
+    /// The `version` column, when the statement selected it.
+    pub version: Option<i64>,
 }
 
 impl RawRow {
     /// A raw row from its three columns.
     pub fn new(sid: String, data: Option<String>, expires: RawTime) -> Self {
-        RawRow { sid, data, expires }
+        RawRow {
+            sid,
+            data,
+            expires,
+            version: None,
+        }
+    }
+
+    /// The same row with a `version` column.
+    pub fn with_version(mut self, version: Option<i64>) -> Self {
+        self.version = version;
+        self
     }
 }
 
@@ -142,6 +155,8 @@ pub enum Column {
     CreatedAt,
     /// When the row was last written (Sequelize's `updatedAt`).
     UpdatedAt,
+    /// The version number, for optimistic concurrency; optional.
+    Version,
 }
 
 impl Column {
@@ -153,7 +168,28 @@ impl Column {
             Column::Expires => "expires",
             Column::CreatedAt => "createdAt",
             Column::UpdatedAt => "updatedAt",
+            Column::Version => "version",
         }
+    }
+
+    /// The columns of a `ConnectSession` table, in table order, with `version` when asked.
+    pub fn table_columns(versioned: bool) -> &'static [Column] {
+        const PLAIN: [Column; 5] = [
+            Column::Sid,
+            Column::Expires,
+            Column::Data,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+        ];
+        const VERSIONED: [Column; 6] = [
+            Column::Sid,
+            Column::Expires,
+            Column::Data,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+            Column::Version,
+        ];
+        if versioned { &VERSIONED } else { &PLAIN }
     }
 
     /// Whether the column holds a time.
@@ -183,8 +219,9 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// The column definition used by `CREATE TABLE` and in fixes (`"expires" TIMESTAMPTZ`).
     fn column_ddl(&self, column: Column) -> String;
 
-    /// The statements that create the table and its `expires` index when they are missing.
-    fn create_table(&self, table: &str) -> Vec<String>;
+    /// The statements that create the table with `columns` and its `expires` index when they
+    /// are missing.
+    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String>;
 
     /// Why a column of `column`'s role cannot be used with this type, or `None` if it can.
     /// Returns the problem and the SQL that fixes it.
@@ -200,9 +237,20 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// backend reports the conflict as a unique violation, which the model maps.
     fn on_conflict_do_nothing(&self) -> Option<String>;
 
-    /// Clause appended to an `INSERT` that turns it into an upsert, setting `columns` (quoted)
-    /// to the values the insert gave.
-    fn on_conflict_update(&self, sid: &str, columns: &[String]) -> String;
+    /// The value an upsert's insert gave for `column` (quoted), usable in the update part:
+    /// `excluded."data"` or `VALUES(`data`)`.
+    fn excluded(&self, column: &str) -> String;
+
+    /// Clause appended to an `INSERT` that turns it into an upsert on `sid` (quoted) making
+    /// the `assignments` (`col = expr`) to the existing row.
+    fn upsert(&self, sid: &str, assignments: &[String]) -> String;
+
+    /// SQL that takes and gives back a lock, held by one connection, under which only one
+    /// app instance at a time sweeps `table`; `None` where the database needs none.
+    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
+        let _ = table;
+        None
+    }
 
     /// Writes into `b` a statement deleting at most `limit` rows of `table` (unquoted) whose
     /// `expires` is at or before `now`, where `now` and `limit` are argument indexes.
@@ -217,6 +265,15 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         raw: RawTime,
         offset: FixedOffset,
     ) -> std::result::Result<Option<DateTime<Utc>>, String>;
+}
+
+/// A lock one connection takes before sweeping and gives back after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepLock {
+    /// Selects one integer: 1 when the lock was taken, anything else when another holds it.
+    pub acquire: String,
+    /// Gives the lock back.
+    pub release: String,
 }
 
 /// A statement with the order in which argument indexes are bound to its placeholders.

@@ -37,21 +37,15 @@ impl Dialect for SqliteDialect {
             Column::Sid => "VARCHAR(255) NOT NULL PRIMARY KEY",
             Column::Data => "TEXT",
             Column::Expires => "DATETIME",
+            Column::Version => "INTEGER NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "DATETIME NOT NULL",
         };
         format!("{} {ty}", self.quote(column.name()))
     }
 
-    fn create_table(&self, table: &str) -> Vec<String> {
-        let columns = [
-            Column::Sid,
-            Column::Expires,
-            Column::Data,
-            Column::CreatedAt,
-            Column::UpdatedAt,
-        ]
-        .map(|c| self.column_ddl(c))
-        .join(", ");
+    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
+        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
+        let columns = columns.join(", ");
         vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {} ({columns})",
@@ -75,6 +69,18 @@ impl Dialect for SqliteDialect {
         // SQLite stores any value in any column; what matters is that the declared type does not
         // turn our text into numbers (INTEGER, REAL, NUMERIC affinity on a number-like value).
         let ty = info.data_type.as_str();
+        if column == Column::Version {
+            return (!ty.contains("int")).then(|| {
+                (
+                    format!("has type {ty:?} where an INTEGER is needed"),
+                    format!(
+                        "recreate {} with {}",
+                        self.quote(table),
+                        self.column_ddl(column)
+                    ),
+                )
+            });
+        }
         let numeric = ty.contains("int") || ty.contains("real") || ty.contains("floa");
         if column.is_time() && numeric {
             return Some((
@@ -103,12 +109,15 @@ impl Dialect for SqliteDialect {
         Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
     }
 
-    fn on_conflict_update(&self, sid: &str, columns: &[String]) -> String {
-        let sets: Vec<String> = columns
-            .iter()
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
-        format!(" ON CONFLICT ({sid}) DO UPDATE SET {}", sets.join(", "))
+    fn excluded(&self, column: &str) -> String {
+        format!("excluded.{column}")
+    }
+
+    fn upsert(&self, sid: &str, assignments: &[String]) -> String {
+        format!(
+            " ON CONFLICT ({sid}) DO UPDATE SET {}",
+            assignments.join(", ")
+        )
     }
 
     fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
@@ -195,8 +204,8 @@ mod sqlx_sqlite {
             ))
         }
 
-        fn decode_count(row: &SqliteRow) -> Result<i64, sqlx::Error> {
-            row.try_get(0)
+        fn decode_int(row: &SqliteRow, index: usize) -> Result<i64, sqlx::Error> {
+            row.try_get(index)
         }
 
         fn rows_affected(result: &SqliteQueryResult) -> u64 {

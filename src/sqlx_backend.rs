@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool};
+use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool, Row};
 
 use crate::connect_session::{Backend, Connect};
-use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, Statement};
+use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, Statement, SweepLock};
 use crate::{Error, Result};
 
 /// A sqlx database this crate has a dialect for: what its pool needs to be a [`Backend`].
@@ -38,11 +38,11 @@ pub trait SqlxDatabase: Database {
     /// The driver's decode error.
     fn decode_column(row: &Self::Row) -> std::result::Result<ColumnInfo, sqlx::Error>;
 
-    /// Reads the one integer of a `COUNT(*)` row.
+    /// Reads the integer in column `index` (a `COUNT(*)`, a version).
     ///
     /// # Errors
     /// The driver's decode error.
-    fn decode_count(row: &Self::Row) -> std::result::Result<i64, sqlx::Error>;
+    fn decode_int(row: &Self::Row, index: usize) -> std::result::Result<i64, sqlx::Error>;
 
     /// How many rows a statement affected.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -84,13 +84,20 @@ where
     async fn fetch_rows(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>> {
         let rows = query::<DB>(stmt, args)?.fetch_all(self).await?;
         rows.iter()
-            .map(|row| DB::decode_row(row).map_err(Error::from))
+            .map(|row| {
+                let raw = DB::decode_row(row)?;
+                // A fourth column is the version, selected from versioned tables only.
+                Ok(match row.len() {
+                    4 => raw.with_version(Some(DB::decode_int(row, 3)?)),
+                    _ => raw,
+                })
+            })
             .collect()
     }
 
     async fn fetch_count(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<i64> {
         let row = query::<DB>(stmt, args)?.fetch_one(self).await?;
-        Ok(DB::decode_count(&row)?)
+        Ok(DB::decode_int(&row, 0)?)
     }
 
     async fn columns(&self, table: &str) -> Result<Vec<ColumnInfo>> {
@@ -114,6 +121,32 @@ where
             Error::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
             _ => false,
         }
+    }
+
+    async fn execute_locked(
+        &self,
+        lock: &SweepLock,
+        stmt: &Statement,
+        args: &[Arg<'_>],
+    ) -> Result<Option<u64>> {
+        // The lock belongs to a connection: take one from the pool for the whole turn.
+        let mut conn = self.acquire().await?;
+        let got = sqlx::query::<DB>(AssertSqlSafe(lock.acquire.clone()))
+            .fetch_one(&mut *conn)
+            .await?;
+        if DB::decode_int(&got, 0)? != 1 {
+            return Ok(None);
+        }
+        let result = query::<DB>(stmt, args)?.execute(&mut *conn).await;
+        let released = sqlx::query::<DB>(AssertSqlSafe(lock.release.clone()))
+            .execute(&mut *conn)
+            .await;
+        if let Err(err) = released {
+            // Closing the connection gives the lock back on the server's side.
+            tracing::warn!(error = %err, "could not give back the sweep lock; closing its connection");
+            let _ = conn.close().await;
+        }
+        Ok(Some(DB::rows_affected(&result?)))
     }
 }
 

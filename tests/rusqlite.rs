@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::schema::SchemaCtx;
 use common::{Ctx, RawSql, db};
-use sequelstore::{ConnectSession, RusqliteConnection};
+use sequelstore::{ConnectSession, RusqliteConnection, SessionModel};
 
 fn raw(path: PathBuf) -> RawSql {
     Arc::new(move |sql: String| {
@@ -34,9 +34,23 @@ async fn open(test: &str) -> (RusqliteConnection, PathBuf) {
 }
 
 async fn make(test: &str) -> Option<Ctx<ConnectSession<RusqliteConnection>>> {
+    make_with(test, false).await
+}
+
+async fn make_versioned(test: &str) -> Option<Ctx<ConnectSession<RusqliteConnection>>> {
+    make_with(test, true).await
+}
+
+async fn make_with(test: &str, versioned: bool) -> Option<Ctx<ConnectSession<RusqliteConnection>>> {
     let (conn, path) = open(test).await;
     let table = db::unique_table(test);
-    let model = ConnectSession::auto_table(conn, &table).await.unwrap();
+    let model = ConnectSession::options(conn)
+        .table(&table)
+        .versioned(versioned)
+        .auto()
+        .await
+        .unwrap();
+    assert_eq!(model.capabilities().version, versioned);
     Some(Ctx {
         model: Arc::new(model),
         table,
@@ -72,6 +86,11 @@ async fn make_schema(test: &str) -> Option<SchemaCtx<RusqliteConnection>> {
 }
 
 conformance_tests!(make);
+
+mod versioned {
+    use super::*;
+    conformance_tests!(make_versioned);
+}
 
 mod schema {
     use super::*;

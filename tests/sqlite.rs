@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use common::schema::SchemaCtx;
 use common::{Ctx, RawSql, db};
-use sequelstore::ConnectSession;
+use sequelstore::{ConnectSession, SessionModel};
 use sqlx::SqlitePool;
 
 fn raw(pool: &SqlitePool) -> RawSql {
@@ -26,12 +26,26 @@ fn quote(s: &str) -> String {
     format!("\"{s}\"")
 }
 
-async fn make(test: &str) -> Option<Ctx<ConnectSession<SqlitePool>>> {
+async fn make(test: &str) -> Option<Ctx<ConnectSessionOf>> {
+    make_with(test, false).await
+}
+
+async fn make_versioned(test: &str) -> Option<Ctx<ConnectSessionOf>> {
+    make_with(test, true).await
+}
+
+type ConnectSessionOf = ConnectSession<SqlitePool>;
+
+async fn make_with(test: &str, versioned: bool) -> Option<Ctx<ConnectSession<SqlitePool>>> {
     let pool = db::sqlite(test).await;
     let table = db::unique_table(test);
-    let model = ConnectSession::auto_table(pool.clone(), &table)
+    let model = ConnectSession::options(pool.clone())
+        .table(&table)
+        .versioned(versioned)
+        .auto()
         .await
         .unwrap();
+    assert_eq!(model.capabilities().version, versioned);
     Some(Ctx {
         model: Arc::new(model),
         table,
@@ -70,6 +84,11 @@ async fn make_schema(test: &str) -> Option<SchemaCtx<SqlitePool>> {
 }
 
 conformance_tests!(make);
+
+mod versioned {
+    use super::*;
+    conformance_tests!(make_versioned);
+}
 
 mod schema {
     use super::*;

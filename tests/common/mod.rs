@@ -72,7 +72,9 @@ macro_rules! conformance_tests {
             count_and_list_see_live_rows_only,
             clear_removes_everything,
             data_round_trips_exactly,
-            rows_written_by_sql_obey_the_contract
+            rows_written_by_sql_obey_the_contract,
+            versions_refuse_stale_updates,
+            versions_count_writes_not_touches
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -104,25 +106,47 @@ pub fn row(sid: &str, data: &str, expires: DateTime<Utc>) -> SessionRow {
     SessionRow::new(sid, data, Some(expires))
 }
 
+/// The row stored for `sid`, without its version (compared on its own in the version tests).
+pub async fn load<M: SessionModel>(
+    ctx: &Ctx<M>,
+    sid: &str,
+    now: DateTime<Utc>,
+) -> Option<SessionRow> {
+    let row = ctx.model.load(sid, now).await.unwrap();
+    row.map(|mut r| {
+        assert_eq!(r.version.is_some(), ctx.model.capabilities().version);
+        r.version = None;
+        r
+    })
+}
+
+/// The live rows, without versions.
+pub async fn list<M: SessionModel>(ctx: &Ctx<M>, now: DateTime<Utc>) -> Vec<SessionRow> {
+    let rows = ctx.model.list(now).await.unwrap();
+    rows.into_iter()
+        .map(|mut r| {
+            r.version = None;
+            r
+        })
+        .collect()
+}
+
 pub async fn load_missing_is_none<M: SessionModel>(ctx: &Ctx<M>) {
-    assert_eq!(ctx.model.load("nobody", t0()).await.unwrap(), None);
+    assert_eq!(load(ctx, "nobody", t0()).await, None);
 }
 
 pub async fn save_then_load_round_trips<M: SessionModel>(ctx: &Ctx<M>) {
     let r = row("a", r#"{"n":1}"#, t0() + secs(60));
     ctx.model.save(&r, t0()).await.unwrap();
-    assert_eq!(ctx.model.load("a", t0()).await.unwrap(), Some(r));
+    assert_eq!(load(ctx, "a", t0()).await, Some(r));
 }
 
 pub async fn load_never_returns_expired<M: SessionModel>(ctx: &Ctx<M>) {
     let r = row("old", "{}", t0() - secs(1));
     ctx.model.save(&r, t0() - secs(100)).await.unwrap();
-    assert_eq!(ctx.model.load("old", t0()).await.unwrap(), None);
+    assert_eq!(load(ctx, "old", t0()).await, None);
     // Still there, and live at an earlier time: load filters, it does not delete.
-    assert_eq!(
-        ctx.model.load("old", t0() - secs(2)).await.unwrap(),
-        Some(r)
-    );
+    assert_eq!(load(ctx, "old", t0() - secs(2)).await, Some(r));
 }
 
 pub async fn expiry_boundary_is_expired<M: SessionModel>(ctx: &Ctx<M>) {
@@ -130,12 +154,10 @@ pub async fn expiry_boundary_is_expired<M: SessionModel>(ctx: &Ctx<M>) {
         .save(&row("edge", "{}", t0()), t0() - secs(10))
         .await
         .unwrap();
-    assert_eq!(ctx.model.load("edge", t0()).await.unwrap(), None);
+    assert_eq!(load(ctx, "edge", t0()).await, None);
     assert!(
-        ctx.model
-            .load("edge", t0() - TimeDelta::milliseconds(1))
+        load(ctx, "edge", t0() - TimeDelta::milliseconds(1))
             .await
-            .unwrap()
             .is_some()
     );
     assert_eq!(ctx.model.count(t0()).await.unwrap(), 0);
@@ -153,7 +175,7 @@ pub async fn create_is_insert_only<M: SessionModel>(ctx: &Ctx<M>) {
         ctx.model.create(&second, t0()).await.unwrap(),
         Created::AlreadyExists
     );
-    assert_eq!(ctx.model.load("c", t0()).await.unwrap(), Some(first));
+    assert_eq!(load(ctx, "c", t0()).await, Some(first));
 }
 
 pub async fn create_does_not_take_over_an_expired_row<M: SessionModel>(ctx: &Ctx<M>) {
@@ -164,11 +186,8 @@ pub async fn create_does_not_take_over_an_expired_row<M: SessionModel>(ctx: &Ctx
         ctx.model.create(&new, t0()).await.unwrap(),
         Created::AlreadyExists
     );
-    assert_eq!(ctx.model.load("x", t0()).await.unwrap(), None);
-    assert_eq!(
-        ctx.model.load("x", t0() - secs(10)).await.unwrap(),
-        Some(old)
-    );
+    assert_eq!(load(ctx, "x", t0()).await, None);
+    assert_eq!(load(ctx, "x", t0() - secs(10)).await, Some(old));
 }
 
 pub async fn concurrent_creates_have_one_winner<M: SessionModel>(ctx: &Ctx<M>) {
@@ -189,7 +208,7 @@ pub async fn concurrent_creates_have_one_winner<M: SessionModel>(ctx: &Ctx<M>) {
         }
     }
     assert_eq!(winners.len(), 1, "winners: {winners:?}");
-    let stored = ctx.model.load("race", t0()).await.unwrap().unwrap();
+    let stored = load(ctx, "race", t0()).await.unwrap();
     assert_eq!(stored.data, format!(r#"{{"i":{}}}"#, winners[0]));
 }
 
@@ -200,7 +219,7 @@ pub async fn save_is_an_upsert<M: SessionModel>(ctx: &Ctx<M>) {
         .unwrap();
     let second = row("u", r#"{"v":2}"#, t0() + secs(20));
     ctx.model.save(&second, t0() + secs(1)).await.unwrap();
-    assert_eq!(ctx.model.load("u", t0()).await.unwrap(), Some(second));
+    assert_eq!(load(ctx, "u", t0()).await, Some(second));
     // Saving over an expired row writes it anew.
     ctx.model
         .save(&row("e", "{}", t0() - secs(1)), t0() - secs(9))
@@ -208,18 +227,14 @@ pub async fn save_is_an_upsert<M: SessionModel>(ctx: &Ctx<M>) {
         .unwrap();
     let revived = row("e", r#"{"v":3}"#, t0() + secs(5));
     ctx.model.save(&revived, t0()).await.unwrap();
-    assert_eq!(ctx.model.load("e", t0()).await.unwrap(), Some(revived));
+    assert_eq!(load(ctx, "e", t0()).await, Some(revived));
     assert_eq!(ctx.model.count(t0()).await.unwrap(), 2);
 }
 
 pub async fn update_changes_only_live_rows<M: SessionModel>(ctx: &Ctx<M>) {
     let missing = row("m", "{}", t0() + secs(10));
     assert!(!ctx.model.update(&missing, t0()).await.unwrap());
-    assert_eq!(
-        ctx.model.load("m", t0()).await.unwrap(),
-        None,
-        "update must not insert"
-    );
+    assert_eq!(load(ctx, "m", t0()).await, None, "update must not insert");
 
     let old = row("dead", r#"{"v":"old"}"#, t0() - secs(1));
     ctx.model.save(&old, t0() - secs(10)).await.unwrap();
@@ -230,14 +245,11 @@ pub async fn update_changes_only_live_rows<M: SessionModel>(ctx: &Ctx<M>) {
             .unwrap()
     );
     assert_eq!(
-        ctx.model.load("dead", t0()).await.unwrap(),
+        load(ctx, "dead", t0()).await,
         None,
         "update must not revive"
     );
-    assert_eq!(
-        ctx.model.load("dead", t0() - secs(2)).await.unwrap(),
-        Some(old)
-    );
+    assert_eq!(load(ctx, "dead", t0() - secs(2)).await, Some(old));
 
     ctx.model
         .save(&row("live", r#"{"v":1}"#, t0() + secs(10)), t0())
@@ -245,7 +257,7 @@ pub async fn update_changes_only_live_rows<M: SessionModel>(ctx: &Ctx<M>) {
         .unwrap();
     let new = row("live", r#"{"v":2}"#, t0() + secs(30));
     assert!(ctx.model.update(&new, t0()).await.unwrap());
-    assert_eq!(ctx.model.load("live", t0()).await.unwrap(), Some(new));
+    assert_eq!(load(ctx, "live", t0()).await, Some(new));
 }
 
 pub async fn update_after_destroy_stays_destroyed<M: SessionModel>(ctx: &Ctx<M>) {
@@ -260,7 +272,7 @@ pub async fn update_after_destroy_stays_destroyed<M: SessionModel>(ctx: &Ctx<M>)
             .await
             .unwrap()
     );
-    assert_eq!(ctx.model.load("logout", t0()).await.unwrap(), None);
+    assert_eq!(load(ctx, "logout", t0()).await, None);
 }
 
 pub async fn touch_slides_live_rows_only<M: SessionModel>(ctx: &Ctx<M>) {
@@ -274,7 +286,7 @@ pub async fn touch_slides_live_rows_only<M: SessionModel>(ctx: &Ctx<M>) {
             .await
             .unwrap()
     );
-    let got = ctx.model.load("t", t0()).await.unwrap().unwrap();
+    let got = load(ctx, "t", t0()).await.unwrap();
     assert_eq!(got.expires, Some(t0() + secs(100)));
     assert_eq!(got.data, r#"{"k":1}"#, "touch keeps the data");
 
@@ -284,11 +296,7 @@ pub async fn touch_slides_live_rows_only<M: SessionModel>(ctx: &Ctx<M>) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        ctx.model.load("none", t0()).await.unwrap(),
-        None,
-        "touch must not insert"
-    );
+    assert_eq!(load(ctx, "none", t0()).await, None, "touch must not insert");
 
     ctx.model
         .save(&row("gone", "{}", t0() - secs(1)), t0() - secs(5))
@@ -300,11 +308,7 @@ pub async fn touch_slides_live_rows_only<M: SessionModel>(ctx: &Ctx<M>) {
             .await
             .unwrap()
     );
-    assert_eq!(
-        ctx.model.load("gone", t0()).await.unwrap(),
-        None,
-        "touch must not revive"
-    );
+    assert_eq!(load(ctx, "gone", t0()).await, None, "touch must not revive");
 }
 
 pub async fn touch_throttle_is_part_of_the_update<M: SessionModel>(ctx: &Ctx<M>) {
@@ -320,10 +324,7 @@ pub async fn touch_throttle_is_part_of_the_update<M: SessionModel>(ctx: &Ctx<M>)
         .await
         .unwrap();
     assert!(!skipped);
-    assert_eq!(
-        ctx.model.load("th", t0()).await.unwrap().unwrap().expires,
-        Some(stored)
-    );
+    assert_eq!(load(ctx, "th", t0()).await.unwrap().expires, Some(stored));
     // Stored expiry is before the limit: written.
     let limit = stored + TimeDelta::milliseconds(1);
     assert!(
@@ -333,7 +334,7 @@ pub async fn touch_throttle_is_part_of_the_update<M: SessionModel>(ctx: &Ctx<M>)
             .unwrap()
     );
     assert_eq!(
-        ctx.model.load("th", t0()).await.unwrap().unwrap().expires,
+        load(ctx, "th", t0()).await.unwrap().expires,
         Some(t0() + secs(150))
     );
 }
@@ -368,17 +369,14 @@ pub async fn delete_expired_works_in_bounded_batches<M: SessionModel>(ctx: &Ctx<
     assert_eq!(ctx.model.delete_expired(t0(), 10).await.unwrap(), 5);
     assert_eq!(ctx.model.delete_expired(t0(), 10).await.unwrap(), 0);
     assert_eq!(ctx.model.count(t0()).await.unwrap(), 6);
-    assert_eq!(
-        ctx.model.load("forever", t0()).await.unwrap(),
-        Some(forever)
-    );
+    assert_eq!(load(ctx, "forever", t0()).await, Some(forever));
     // Nothing expired is left: even far in the past they are gone.
     assert_eq!(ctx.model.count(t0() - secs(1000)).await.unwrap(), 6);
 }
 
 pub async fn count_and_list_see_live_rows_only<M: SessionModel>(ctx: &Ctx<M>) {
     assert_eq!(ctx.model.count(t0()).await.unwrap(), 0);
-    assert!(ctx.model.list(t0()).await.unwrap().is_empty());
+    assert!(list(ctx, t0()).await.is_empty());
     ctx.model
         .save(&row("l1", r#"{"a":1}"#, t0() + secs(5)), t0())
         .await
@@ -392,7 +390,7 @@ pub async fn count_and_list_see_live_rows_only<M: SessionModel>(ctx: &Ctx<M>) {
         .await
         .unwrap();
     assert_eq!(ctx.model.count(t0()).await.unwrap(), 2);
-    let mut listed = ctx.model.list(t0()).await.unwrap();
+    let mut listed = list(ctx, t0()).await;
     listed.sort_by(|a, b| a.sid.cmp(&b.sid));
     assert_eq!(
         listed,
@@ -424,9 +422,9 @@ pub async fn data_round_trips_exactly<M: SessionModel>(ctx: &Ctx<M>) {
     let sid = "Case-Sensitive id with spaces and 'quotes'";
     let r = row(sid, &text, t0() + secs(5));
     ctx.model.save(&r, t0()).await.unwrap();
-    assert_eq!(ctx.model.load(sid, t0()).await.unwrap(), Some(r));
+    assert_eq!(load(ctx, sid, t0()).await, Some(r));
     assert_eq!(
-        ctx.model.load(&sid.to_lowercase(), t0()).await.unwrap(),
+        load(ctx, &sid.to_lowercase(), t0()).await,
         None,
         "ids compare exactly"
     );
@@ -452,13 +450,13 @@ pub async fn rows_written_by_sql_obey_the_contract<M: SessionModel>(ctx: &Ctx<M>
     };
     raw(insert("sql-expired", ctx.hour_ago)).await;
     raw(insert("sql-no-expiry", "NULL")).await;
-    assert_eq!(ctx.model.load("sql-expired", now).await.unwrap(), None);
+    assert_eq!(load(ctx, "sql-expired", now).await, None);
     assert_eq!(
         ctx.model.count(now).await.unwrap(),
         1,
         "only the row with no expiry is live"
     );
-    let listed = ctx.model.list(now).await.unwrap();
+    let listed = list(ctx, now).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sid, "sql-no-expiry");
     assert_eq!(listed[0].expires, None);
@@ -470,4 +468,86 @@ pub async fn rows_written_by_sql_obey_the_contract<M: SessionModel>(ctx: &Ctx<M>
     );
     assert_eq!(ctx.model.delete_expired(now, 100).await.unwrap(), 1);
     assert!(ctx.model.destroy("sql-no-expiry").await.unwrap());
+}
+
+/// Optimistic concurrency: an update based on an older version is refused with a distinct
+/// error and changes nothing.
+pub async fn versions_refuse_stale_updates<M: SessionModel>(ctx: &Ctx<M>) {
+    if !ctx.model.capabilities().version {
+        return;
+    }
+    ctx.model
+        .create(&row("v", r#"{"n":0}"#, t0() + secs(60)), t0())
+        .await
+        .unwrap();
+    let read = ctx.model.load("v", t0()).await.unwrap().unwrap();
+    assert_eq!(read.version, Some(0));
+    // Two requests read version 0; the first writes, the second must not overwrite it.
+    let first = row("v", r#"{"n":1}"#, t0() + secs(60)).with_version(0);
+    assert!(ctx.model.update(&first, t0()).await.unwrap());
+    let stale = row("v", r#"{"n":2}"#, t0() + secs(60)).with_version(0);
+    match ctx.model.update(&stale, t0()).await {
+        Err(sequelstore::Error::Conflict {
+            sid,
+            expected,
+            found,
+        }) => {
+            assert_eq!((sid.as_str(), expected, found), ("v", 0, 1));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let stored = ctx.model.load("v", t0()).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.data.as_str(), stored.version),
+        (r#"{"n":1}"#, Some(1))
+    );
+    // A versioned update of a missing session is a plain "not there", not a conflict.
+    assert!(
+        !ctx.model
+            .update(&row("nope", "{}", t0() + secs(9)).with_version(0), t0())
+            .await
+            .unwrap()
+    );
+    // Without a version, update writes whatever is stored, and still raises it.
+    assert!(
+        ctx.model
+            .update(&row("v", r#"{"n":3}"#, t0() + secs(60)), t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ctx.model.load("v", t0()).await.unwrap().unwrap().version,
+        Some(2)
+    );
+}
+
+/// Saves raise the version, touches do not (a touch never conflicts with an update).
+pub async fn versions_count_writes_not_touches<M: SessionModel>(ctx: &Ctx<M>) {
+    if !ctx.model.capabilities().version {
+        return;
+    }
+    let version = |ctx: &Ctx<M>| {
+        let model = Arc::clone(&ctx.model);
+        async move { model.load("w", t0()).await.unwrap().unwrap().version }
+    };
+    ctx.model
+        .save(&row("w", "{}", t0() + secs(60)), t0())
+        .await
+        .unwrap();
+    assert_eq!(version(ctx).await, Some(0));
+    ctx.model
+        .save(&row("w", r#"{"a":1}"#, t0() + secs(60)), t0())
+        .await
+        .unwrap();
+    assert_eq!(version(ctx).await, Some(1));
+    assert!(
+        ctx.model
+            .touch("w", t0() + secs(90), t0(), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(version(ctx).await, Some(1));
+    let based_on_1 = row("w", r#"{"a":2}"#, t0() + secs(90)).with_version(1);
+    assert!(ctx.model.update(&based_on_1, t0()).await.unwrap());
+    assert_eq!(version(ctx).await, Some(2));
 }
