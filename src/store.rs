@@ -34,7 +34,13 @@ pub struct Session {
     pub data: SessionData,
     /// When it expires; `None` for a row written without expiry by another client.
     pub expires: Option<DateTime<Utc>>,
+    /// The stored version, when the model keeps versions: pass the session back to
+    /// [`Store::update_session`] to write it only if nobody else wrote it meanwhile.
+    pub version: Option<i64>,
 }
+
+/// How [`Store::update_session`] resolves a write based on a version that is no longer stored.
+type Merge = dyn Fn(&SessionData, &SessionData) -> SessionData + Send + Sync;
 
 /// A session store: a [`SessionModel`] plus the policy for it.
 ///
@@ -56,8 +62,12 @@ pub struct Store<M> {
     clock: Arc<dyn Clock>,
     cleanup_interval: Option<Duration>,
     cleanup_batch: u32,
+    merge: Option<Arc<Merge>>,
     sweeper: Arc<Sweeper>,
 }
+
+/// How many times [`Store::update_session`] merges and tries again before giving up.
+const MERGE_ATTEMPTS: usize = 8;
 
 impl<M> Clone for Store<M> {
     fn clone(&self) -> Self {
@@ -70,6 +80,7 @@ impl<M> Clone for Store<M> {
             clock: Arc::clone(&self.clock),
             cleanup_interval: self.cleanup_interval,
             cleanup_batch: self.cleanup_batch,
+            merge: self.merge.clone(),
             sweeper: Arc::clone(&self.sweeper),
         }
     }
@@ -86,6 +97,7 @@ impl<M: fmt::Debug> fmt::Debug for Store<M> {
             .field("clock", &self.clock)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("cleanup_batch", &self.cleanup_batch)
+            .field("merge", &self.merge.is_some())
             .finish()
     }
 }
@@ -174,6 +186,7 @@ impl<M: SessionModel> Store<M> {
             clock: Arc::new(SystemClock),
             cleanup_interval: Some(DEFAULT_CLEANUP_INTERVAL),
             cleanup_batch: DEFAULT_BATCH,
+            merge: None,
             sweeper: Arc::new(Sweeper::default()),
         };
         store.start_sweeper_if_in_runtime();
@@ -204,6 +217,17 @@ impl<M: SessionModel> Store<M> {
     /// Store session data with `serializer` instead of JSON.
     pub fn with_serializer(mut self, serializer: impl Serializer) -> Self {
         self.serializer = Arc::new(serializer);
+        self
+    }
+
+    /// When [`Store::update_session`] finds that someone else wrote the session since it was
+    /// read, call `merge(stored, ours)` and write its result (based on the stored version)
+    /// instead of failing with [`Error::Conflict`]. Without it, conflicts are errors.
+    pub fn with_conflict_merge(
+        mut self,
+        merge: impl Fn(&SessionData, &SessionData) -> SessionData + Send + Sync + 'static,
+    ) -> Self {
+        self.merge = Some(Arc::new(merge));
         self
     }
 
@@ -328,6 +352,38 @@ impl<M: SessionModel> Store<M> {
         self.model.update(&row, self.now()).await
     }
 
+    /// Writes `session` back only if the stored version is still `session.version`
+    /// (optimistic concurrency), raising the version; returns whether a live session was
+    /// written. When someone else wrote it meanwhile, the merge set with
+    /// [`Store::with_conflict_merge`] combines the two and the write is tried again; without
+    /// one, that is [`Error::Conflict`]. A session without a version (an unversioned model) is
+    /// written as [`Store::update`] does.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`], and as [`Store::set`].
+    pub async fn update_session(&self, session: &Session) -> Result<bool> {
+        let mut row = self.encode(&session.id, &session.data, session.expires)?;
+        row.version = session.version;
+        let mut attempts = 0;
+        loop {
+            match self.model.update(&row, self.now()).await {
+                Err(Error::Conflict { .. })
+                    if self.merge.is_some() && attempts < MERGE_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    let Some(stored) = self.get(&session.id).await? else {
+                        return Ok(false);
+                    };
+                    let merge = self.merge.as_deref().expect("checked in the match guard");
+                    let merged = merge(&stored.data, &session.data);
+                    row = self.encode(&session.id, &merged, session.expires)?;
+                    row.version = stored.version;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Slides the expiry of live session `sid` to `expires` (or now + ttl), honouring the touch
     /// throttle. Returns whether a write happened: `false` for a missing or expired session and
     /// for a touch the throttle skipped.
@@ -434,6 +490,7 @@ impl<M: SessionModel> Store<M> {
             id: row.sid,
             data,
             expires: row.expires,
+            version: row.version,
         })
     }
 
@@ -552,6 +609,7 @@ mod tests {
     use mockall::predicate::eq;
 
     use super::*;
+    use crate::MemoryModel;
     use crate::model::MockSessionModel;
 
     #[derive(Debug)]
@@ -789,5 +847,62 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(25)).await;
         });
         assert!(calls.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_stale_update_is_refused_without_a_merge() {
+        let store = Store::with_model(MemoryModel::new()).with_cleanup_interval(None);
+        store.set("s", &data(), None).await.unwrap();
+        let mut a = store.get("s").await.unwrap().unwrap();
+        let mut b = a.clone();
+        a.data.insert("a".into(), serde_json::json!(true));
+        b.data.insert("b".into(), serde_json::json!(true));
+        assert!(store.update_session(&a).await.unwrap());
+        let err = store.update_session(&b).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Conflict {
+                    expected: 0,
+                    found: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            store
+                .get("s")
+                .await
+                .unwrap()
+                .unwrap()
+                .data
+                .contains_key("a")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_update_is_merged_when_asked() {
+        let store = Store::with_model(MemoryModel::new())
+            .with_cleanup_interval(None)
+            .with_conflict_merge(|stored, ours| {
+                let mut merged = stored.clone();
+                merged.extend(ours.clone());
+                merged
+            });
+        store.set("s", &data(), None).await.unwrap();
+        let mut a = store.get("s").await.unwrap().unwrap();
+        let mut b = a.clone();
+        a.data.insert("a".into(), serde_json::json!(true));
+        b.data.insert("b".into(), serde_json::json!(true));
+        assert!(store.update_session(&a).await.unwrap());
+        assert!(store.update_session(&b).await.unwrap());
+        let stored = store.get("s").await.unwrap().unwrap();
+        assert!(stored.data.contains_key("a") && stored.data.contains_key("b"));
+        assert_eq!(stored.version, Some(2));
+        // A session destroyed meanwhile stays destroyed.
+        store.destroy("s").await.unwrap();
+        assert!(!store.update_session(&stored).await.unwrap());
+        assert!(store.get("s").await.unwrap().is_none());
     }
 }
