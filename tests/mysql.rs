@@ -88,6 +88,12 @@ conformance_tests!(make);
 mod versioned {
     use super::*;
     conformance_tests!(make_versioned);
+    differential_test!(make_versioned);
+}
+
+mod plain {
+    use super::*;
+    differential_test!(make);
 }
 
 mod schema {

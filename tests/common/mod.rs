@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod db;
+pub mod differential;
 pub mod schema;
 
 use std::future::Future;

@@ -1,0 +1,186 @@
+//! Differential testing: random sequences of operations, with a clock the test moves, run on a
+//! backend and on the in-memory model side by side. Any difference in what they return fails
+//! the test, and proptest prints the shrunk sequence. `SEQUELSTORE_LONG=1` runs many more cases.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use sequelstore::{Error, MemoryModel, SessionModel, SessionRow};
+
+use super::{Ctx, t0};
+
+const SIDS: [&str; 4] = ["a", "b", "C", "c"];
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Load(usize),
+    Create(usize, u8, i64),
+    Save(usize, u8, i64),
+    Update(usize, u8, i64, Option<i64>),
+    Touch(usize, i64, Option<i64>),
+    Destroy(usize),
+    DeleteExpired,
+    Count,
+    List,
+    Clear,
+    /// Move the clock forward by this many seconds.
+    Advance(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let sid = 0..SIDS.len();
+    let data = 0u8..4;
+    let ttl = -5i64..30;
+    prop_oneof![
+        3 => sid.clone().prop_map(Op::Load),
+        2 => (sid.clone(), data.clone(), ttl.clone()).prop_map(|(s, d, t)| Op::Create(s, d, t)),
+        3 => (sid.clone(), data.clone(), ttl.clone()).prop_map(|(s, d, t)| Op::Save(s, d, t)),
+        3 => (sid.clone(), data, ttl.clone(), proptest::option::of(0i64..4))
+            .prop_map(|(s, d, t, v)| Op::Update(s, d, t, v)),
+        2 => (sid.clone(), ttl, proptest::option::of(-5i64..30)).prop_map(|(s, t, th)| Op::Touch(s, t, th)),
+        1 => sid.prop_map(Op::Destroy),
+        1 => Just(Op::DeleteExpired),
+        1 => Just(Op::Count),
+        1 => Just(Op::List),
+        1 => Just(Op::Clear),
+        2 => (1i64..15).prop_map(Op::Advance),
+    ]
+}
+
+/// What an operation returned, in a form that compares across models.
+#[derive(Debug, PartialEq)]
+enum Out {
+    Row(Option<(String, String, Option<DateTime<Utc>>, Option<i64>)>),
+    Rows(Vec<(String, String, Option<DateTime<Utc>>, Option<i64>)>),
+    Flag(bool),
+    Count(u64),
+    Conflict(i64, i64),
+    Unit,
+}
+
+fn flat(r: SessionRow, versions: bool) -> (String, String, Option<DateTime<Utc>>, Option<i64>) {
+    (r.sid, r.data, r.expires, r.version.filter(|_| versions))
+}
+
+async fn apply<M: SessionModel + ?Sized>(
+    m: &M,
+    op: &Op,
+    now: DateTime<Utc>,
+    versions: bool,
+) -> Result<Out, Error> {
+    let s = |i: &usize| SIDS[*i];
+    let row = |i: &usize, d: &u8, t: &i64| {
+        SessionRow::new(
+            SIDS[*i],
+            format!(r#"{{"d":{d}}}"#),
+            Some(now + TimeDelta::seconds(*t)),
+        )
+    };
+    Ok(match op {
+        Op::Load(i) => Out::Row(m.load(s(i), now).await?.map(|r| flat(r, versions))),
+        Op::Create(i, d, t) => Out::Flag(
+            m.create(&row(i, d, t), now).await? == sequelstore::Created::Inserted,
+        ),
+        Op::Save(i, d, t) => {
+            m.save(&row(i, d, t), now).await?;
+            Out::Unit
+        }
+        Op::Update(i, d, t, v) => {
+            let mut r = row(i, d, t);
+            r.version = v.filter(|_| versions);
+            match m.update(&r, now).await {
+                Ok(b) => Out::Flag(b),
+                Err(Error::Conflict {
+                    expected, found, ..
+                }) => Out::Conflict(expected, found),
+                Err(e) => return Err(e),
+            }
+        }
+        Op::Touch(i, t, throttle) => Out::Flag(
+            m.touch(
+                s(i),
+                now + TimeDelta::seconds(*t),
+                now,
+                throttle.map(|th| now + TimeDelta::seconds(th)),
+            )
+            .await?,
+        ),
+        Op::Destroy(i) => Out::Flag(m.destroy(s(i)).await?),
+        Op::DeleteExpired => Out::Count(m.delete_expired(now, 1000).await?),
+        Op::Count => Out::Count(m.count(now).await?),
+        Op::List => {
+            let mut rows: Vec<_> = m
+                .list(now)
+                .await?
+                .into_iter()
+                .map(|r| flat(r, versions))
+                .collect();
+            rows.sort();
+            Out::Rows(rows)
+        }
+        Op::Clear => Out::Count(m.clear().await?),
+        Op::Advance(_) => Out::Unit,
+    })
+}
+
+/// Runs the differential test against the model `make` returns (after clearing it per case).
+pub fn run<M, F, Fut>(make: F)
+where
+    M: SessionModel,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<Ctx<M>>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let Some(ctx) = rt.block_on(make()) else {
+        return;
+    };
+    let versions = ctx.model.capabilities().version;
+    let long = std::env::var("SEQUELSTORE_LONG").is_ok_and(|v| v == "1");
+    let config = Config {
+        cases: if long { 1000 } else { 64 },
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let ops = proptest::collection::vec(op(), 1..48);
+    let result = runner.run(&ops, |ops| {
+        rt.block_on(async {
+            ctx.model.clear().await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let reference = MemoryModel::new();
+            let mut now = t0();
+            for (step, op) in ops.iter().enumerate() {
+                if let Op::Advance(secs) = op {
+                    now += TimeDelta::seconds(*secs);
+                    continue;
+                }
+                let want = apply(&reference, op, now, versions).await;
+                let got = apply(&*ctx.model, op, now, versions).await;
+                let (want, got) = (format!("{want:?}"), format!("{got:?}"));
+                prop_assert_eq!(got, want, "step {} {:?}", step, op);
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("the backend and the in-memory model differ: {e}");
+    }
+    rt.block_on(ctx.finish());
+}
+
+/// One `#[test]` running the differential test on `$make`'s model.
+#[macro_export]
+macro_rules! differential_test {
+    ($make:path) => {
+        #[test]
+        fn behaves_like_the_in_memory_model() {
+            common::differential::run(|| $make("differential"));
+        }
+    };
+}
