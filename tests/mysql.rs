@@ -4,6 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
 use common::{Ctx, RawSql, db};
 use sequelstore::{ConnectSession, SessionModel};
@@ -83,6 +84,19 @@ async fn make_schema(test: &str) -> Option<SchemaCtx<MySqlPool>> {
     })
 }
 
+async fn make_rel(test: &str) -> Option<RelCtx<MySqlPool>> {
+    let mut backends = Vec::new();
+    for _ in 0..4 {
+        backends.push(db::mysql().await?);
+    }
+    Some(RelCtx {
+        raw: raw(&backends[0]),
+        backends,
+        table: db::unique_table(test),
+        quote,
+    })
+}
+
 conformance_tests!(make);
 
 mod versioned {
@@ -99,4 +113,9 @@ mod plain {
 mod schema {
     use super::*;
     schema_tests!(make_schema);
+}
+
+mod reliability {
+    use super::*;
+    reliability_tests!(make_rel);
 }

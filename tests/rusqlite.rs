@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
 use common::{Ctx, RawSql, db};
 use sequelstore::{ConnectSession, RusqliteConnection, SessionModel};
@@ -85,6 +86,20 @@ async fn make_schema(test: &str) -> Option<SchemaCtx<RusqliteConnection>> {
     })
 }
 
+async fn make_rel(test: &str) -> Option<RelCtx<RusqliteConnection>> {
+    let path = db::temp_sqlite_path(test);
+    let mut backends = Vec::new();
+    for _ in 0..4 {
+        backends.push(RusqliteConnection::open(&path).unwrap());
+    }
+    Some(RelCtx {
+        backends,
+        table: db::unique_table(test),
+        raw: raw(path),
+        quote: |s| format!("\"{s}\""),
+    })
+}
+
 conformance_tests!(make);
 
 mod versioned {
@@ -101,4 +116,9 @@ mod plain {
 mod schema {
     use super::*;
     schema_tests!(make_schema);
+}
+
+mod reliability {
+    use super::*;
+    reliability_tests!(make_rel);
 }

@@ -4,6 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
 use common::{Ctx, RawSql, db};
 use sequelstore::{ConnectSession, SessionModel};
@@ -83,6 +84,24 @@ async fn make_schema(test: &str) -> Option<SchemaCtx<SqlitePool>> {
     })
 }
 
+async fn make_rel(test: &str) -> Option<RelCtx<SqlitePool>> {
+    let url = db::temp_sqlite_url(test);
+    let mut backends = Vec::new();
+    for _ in 0..4 {
+        backends.push(
+            <SqlitePool as sequelstore::Connect>::connect(&url)
+                .await
+                .unwrap(),
+        );
+    }
+    Some(RelCtx {
+        raw: raw(&backends[0]),
+        backends,
+        table: db::unique_table(test),
+        quote,
+    })
+}
+
 conformance_tests!(make);
 
 mod versioned {
@@ -99,4 +118,9 @@ mod plain {
 mod schema {
     use super::*;
     schema_tests!(make_schema);
+}
+
+mod reliability {
+    use super::*;
+    reliability_tests!(make_rel);
 }

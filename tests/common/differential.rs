@@ -81,9 +81,9 @@ async fn apply<M: SessionModel + ?Sized>(
     };
     Ok(match op {
         Op::Load(i) => Out::Row(m.load(s(i), now).await?.map(|r| flat(r, versions))),
-        Op::Create(i, d, t) => Out::Flag(
-            m.create(&row(i, d, t), now).await? == sequelstore::Created::Inserted,
-        ),
+        Op::Create(i, d, t) => {
+            Out::Flag(m.create(&row(i, d, t), now).await? == sequelstore::Created::Inserted)
+        }
         Op::Save(i, d, t) => {
             m.save(&row(i, d, t), now).await?;
             Out::Unit
@@ -152,7 +152,10 @@ where
     let ops = proptest::collection::vec(op(), 1..48);
     let result = runner.run(&ops, |ops| {
         rt.block_on(async {
-            ctx.model.clear().await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            ctx.model
+                .clear()
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let reference = MemoryModel::new();
             let mut now = t0();
             for (step, op) in ops.iter().enumerate() {

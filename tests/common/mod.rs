@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod differential;
+pub mod reliability;
 pub mod schema;
 
 use std::future::Future;
@@ -192,7 +193,7 @@ pub async fn create_does_not_take_over_an_expired_row<M: SessionModel>(ctx: &Ctx
 }
 
 pub async fn concurrent_creates_have_one_winner<M: SessionModel>(ctx: &Ctx<M>) {
-    let tasks: Vec<_> = (0..16)
+    let tasks: Vec<_> = (0..64)
         .map(|i| {
             let model = Arc::clone(&ctx.model);
             tokio::spawn(async move {
