@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::model::Capabilities;
-use crate::model::{Created, SessionModel, SessionRow};
+use crate::model::{Created, SessionModel, SessionRow, load_then_touch};
 use crate::sql::{
     Arg, Column, ColumnInfo, Dialect, RawRow, Statement, StatementBuilder, SweepLock,
     validate_identifier,
@@ -119,6 +119,8 @@ struct Statements {
     update_if_version: Statement,
     touch: Statement,
     touch_throttled: Statement,
+    touch_returning: Option<Statement>,
+    touch_returning_throttled: Option<Statement>,
     destroy: Statement,
     delete_expired: Statement,
     count: Statement,
@@ -221,8 +223,7 @@ impl Statements {
             b.build()
         };
 
-        let touch = |throttled: bool| {
-            let mut b = StatementBuilder::new(d);
+        let write_touch = |b: &mut StatementBuilder<'_>, throttled: bool| {
             b.push(&format!("UPDATE {table} SET {expires} = "))
                 .arg(EXPIRES);
             if let Some(u) = &updated_at {
@@ -239,8 +240,33 @@ impl Statements {
                     .arg(LIMIT)
                     .push(")");
             }
+        };
+        let touch = |throttled: bool| {
+            let mut b = StatementBuilder::new(d);
+            write_touch(&mut b, throttled);
             b.build()
         };
+        // Load and slide in one statement: the updated row comes back.
+        let touch_returning = d.update_returning().then(|| {
+            let mut b = StatementBuilder::new(d);
+            write_touch(&mut b, false);
+            b.push(&format!(" RETURNING {selected}"));
+            b.build()
+        });
+        // The same with the throttle, where a touch that is not due must still return the
+        // row but write nothing: the update in a CTE, and the row as it was when it did not run.
+        let touch_returning_throttled = d.writable_cte().then(|| {
+            let mut b = StatementBuilder::new(d);
+            b.push("WITH touched AS (");
+            write_touch(&mut b, true);
+            b.push(&format!(" RETURNING {selected}) SELECT {selected} FROM touched UNION ALL SELECT {selected} FROM {table} WHERE {sid} = "))
+                .arg(SID)
+                .push(" AND ")
+                .push(&live)
+                .arg(NOW)
+                .push(") AND NOT EXISTS (SELECT 1 FROM touched)");
+            b.build()
+        });
 
         let plain = |sql: String| {
             let mut b = StatementBuilder::new(d);
@@ -263,6 +289,8 @@ impl Statements {
             update_if_version: update(true),
             touch: touch(false),
             touch_throttled: touch(true),
+            touch_returning,
+            touch_returning_throttled,
             destroy: destroy.build(),
             delete_expired: delete_expired.build(),
             count: count.build(),
@@ -699,6 +727,31 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             limit,
         ];
         Ok(self.backend.execute(stmt, &args).await? > 0)
+    }
+
+    async fn load_and_touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<Option<SessionRow>> {
+        let stmt = match only_if_before {
+            None => self.stmts.touch_returning.as_ref(),
+            Some(_) => self.stmts.touch_returning_throttled.as_ref(),
+        };
+        let Some(stmt) = stmt else {
+            return load_then_touch(self, sid, expires, now, only_if_before).await;
+        };
+        let args = [
+            Arg::Str(sid),
+            Arg::Null,
+            self.time(Some(expires)),
+            self.time(Some(now)),
+            self.time(only_if_before),
+        ];
+        let rows = self.backend.fetch_rows(stmt, &args).await?;
+        rows.into_iter().next().map(|r| self.decode(r)).transpose()
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {

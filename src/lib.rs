@@ -76,7 +76,9 @@ pub use connect_session::{
 };
 pub use error::{BoxError, Error, Result};
 pub use memory::{Fallback, MemoryModel};
-pub use model::{Capabilities, Created, SessionModel, SessionRow};
+pub use model::{
+    Capabilities, Created, SessionModel, SessionRow, load_then_touch, touch_is_due,
+};
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlDialect;
 #[cfg(feature = "postgres")]

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{Capabilities, Created, SessionModel, SessionRow};
+use crate::model::{Capabilities, Created, SessionModel, SessionRow, touch_is_due};
 use crate::{Error, Result};
 
 /// A [`SessionModel`] that keeps sessions in memory, in this process only.
@@ -91,10 +91,7 @@ impl SessionModel for MemoryModel {
         let Some(stored) = rows.get_mut(sid).filter(|r| r.is_live(now)) else {
             return Ok(false);
         };
-        let due = match (only_if_before, stored.expires) {
-            (Some(limit), Some(current)) => current < limit,
-            _ => true,
-        };
+        let due = touch_is_due(stored.expires, only_if_before);
         if due {
             stored.expires = Some(expires);
         }
@@ -204,6 +201,18 @@ impl<M: SessionModel> SessionModel for Fallback<M> {
         only_if_before: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         self.get().touch(sid, expires, now, only_if_before).await
+    }
+
+    async fn load_and_touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<Option<SessionRow>> {
+        self.get()
+            .load_and_touch(sid, expires, now, only_if_before)
+            .await
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {

@@ -92,6 +92,38 @@ impl Capabilities {
     }
 }
 
+/// Whether a throttled touch would write a row whose expiry is `stored`: always without a
+/// throttle, and for a row without expiry; otherwise when `stored` is before `only_if_before`.
+pub fn touch_is_due(stored: Option<DateTime<Utc>>, only_if_before: Option<DateTime<Utc>>) -> bool {
+    match (stored, only_if_before) {
+        (Some(stored), Some(limit)) => stored < limit,
+        _ => true,
+    }
+}
+
+/// [`SessionModel::load_and_touch`] in two steps, for any model: load, then touch when due.
+/// A model that cannot do both in one statement on some database calls this there.
+///
+/// # Errors
+/// As [`SessionModel::load`] and [`SessionModel::touch`].
+pub async fn load_then_touch<M: SessionModel + ?Sized>(
+    model: &M,
+    sid: &str,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+    only_if_before: Option<DateTime<Utc>>,
+) -> Result<Option<SessionRow>> {
+    let Some(mut row) = model.load(sid, now).await? else {
+        return Ok(None);
+    };
+    if touch_is_due(row.expires, only_if_before)
+        && model.touch(sid, expires, now, only_if_before).await?
+    {
+        row.expires = Some(expires);
+    }
+    Ok(Some(row))
+}
+
 /// What [`SessionModel::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -180,6 +212,25 @@ pub trait SessionModel: Send + Sync + 'static {
         now: DateTime<Utc>,
         only_if_before: Option<DateTime<Utc>>,
     ) -> Result<bool>;
+
+    /// Loads the live row `sid` and slides its expiry to `expires` (subject to `only_if_before`,
+    /// as [`touch`](SessionModel::touch)), returning the row as it is after the touch: a
+    /// request with sliding expiry in one call. Where the database allows, one statement
+    /// (`UPDATE ... RETURNING`); a throttled touch that is not due writes nothing.
+    ///
+    /// The default loads, then touches when due: correct for any model, in two round trips.
+    ///
+    /// # Errors
+    /// As [`load`](SessionModel::load) and [`touch`](SessionModel::touch).
+    async fn load_and_touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<Option<SessionRow>> {
+        load_then_touch(self, sid, expires, now, only_if_before).await
+    }
 
     /// Deletes the row `sid`, live or expired, and returns whether there was one.
     ///

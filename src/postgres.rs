@@ -99,6 +99,14 @@ impl Dialect for PostgresDialect {
         ))
     }
 
+    fn update_returning(&self) -> bool {
+        true
+    }
+
+    fn writable_cte(&self) -> bool {
+        true
+    }
+
     fn on_conflict_do_nothing(&self) -> Option<String> {
         Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
     }

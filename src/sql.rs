@@ -245,6 +245,17 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// the `assignments` (`col = expr`) to the existing row.
     fn upsert(&self, sid: &str, assignments: &[String]) -> String;
 
+    /// Whether `UPDATE ... RETURNING` returns the updated rows.
+    fn update_returning(&self) -> bool {
+        false
+    }
+
+    /// Whether a data-modifying statement can stand in a `WITH` clause of a `SELECT`
+    /// (PostgreSQL's writable CTEs).
+    fn writable_cte(&self) -> bool {
+        false
+    }
+
     /// SQL that takes and gives back a lock, held by one connection, under which only one
     /// app instance at a time sweeps `table`; `None` where the database needs none.
     fn sweep_lock(&self, table: &str) -> Option<SweepLock> {

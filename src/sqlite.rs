@@ -105,6 +105,10 @@ impl Dialect for SqliteDialect {
         None
     }
 
+    fn update_returning(&self) -> bool {
+        true
+    }
+
     fn on_conflict_do_nothing(&self) -> Option<String> {
         Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
     }

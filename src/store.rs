@@ -86,10 +86,10 @@ impl<M> Clone for Store<M> {
     }
 }
 
-impl<M: fmt::Debug> fmt::Debug for Store<M> {
+impl<M> fmt::Debug for Store<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
-            .field("model", &self.model)
+            .field("model", &std::any::type_name::<M>())
             .field("ttl", &self.ttl)
             .field("touch_after", &self.touch_after)
             .field("max_data_len", &self.max_data_len)
@@ -309,6 +309,41 @@ impl<M: SessionModel> Store<M> {
         }
     }
 
+    /// The live session `sid` with its expiry slid to `expires` (or now + ttl), honouring the
+    /// touch throttle: [`Store::get`] and [`Store::touch`] in one call, and on PostgreSQL and
+    /// SQLite in one statement. The session comes back with the expiry it has after the touch.
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn get_and_touch(
+        &self,
+        sid: &str,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<Option<Session>> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        let now = self.now();
+        let expires = self.expiry(expires);
+        let only_if_before = self.throttle_limit(expires);
+        match self
+            .model
+            .load_and_touch(sid, expires, now, only_if_before)
+            .await?
+        {
+            Some(row) => Ok(Some(self.decode(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The throttle condition for a touch to `expires`: the stored expiry must be before it.
+    fn throttle_limit(&self, expires: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.touch_after.map(|after| {
+            expires
+                .checked_sub_signed(delta(after))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        })
+    }
+
     /// Writes session `sid` (insert or replace), expiring at `expires` or after the ttl.
     ///
     /// # Errors
@@ -395,11 +430,7 @@ impl<M: SessionModel> Store<M> {
         check_sid(sid)?;
         let now = self.now();
         let expires = self.expiry(expires);
-        let only_if_before = self.touch_after.map(|after| {
-            expires
-                .checked_sub_signed(delta(after))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC)
-        });
+        let only_if_before = self.throttle_limit(expires);
         self.model.touch(sid, expires, now, only_if_before).await
     }
 

@@ -21,6 +21,7 @@ pub enum Op {
     Save(usize, u8, i64),
     Update(usize, u8, i64, Option<i64>),
     Touch(usize, i64, Option<i64>),
+    LoadAndTouch(usize, i64, Option<i64>),
     Destroy(usize),
     DeleteExpired,
     Count,
@@ -41,6 +42,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (sid.clone(), data, ttl.clone(), proptest::option::of(0i64..4))
             .prop_map(|(s, d, t, v)| Op::Update(s, d, t, v)),
         2 => (sid.clone(), ttl, proptest::option::of(-5i64..30)).prop_map(|(s, t, th)| Op::Touch(s, t, th)),
+        2 => (sid.clone(), -5i64..30, proptest::option::of(-5i64..30))
+            .prop_map(|(s, t, th)| Op::LoadAndTouch(s, t, th)),
         1 => sid.prop_map(Op::Destroy),
         1 => Just(Op::DeleteExpired),
         1 => Just(Op::Count),
@@ -107,6 +110,16 @@ async fn apply<M: SessionModel + ?Sized>(
                 throttle.map(|th| now + TimeDelta::seconds(th)),
             )
             .await?,
+        ),
+        Op::LoadAndTouch(i, t, throttle) => Out::Row(
+            m.load_and_touch(
+                s(i),
+                now + TimeDelta::seconds(*t),
+                now,
+                throttle.map(|th| now + TimeDelta::seconds(th)),
+            )
+            .await?
+            .map(|r| flat(r, versions)),
         ),
         Op::Destroy(i) => Out::Flag(m.destroy(s(i)).await?),
         Op::DeleteExpired => Out::Count(m.delete_expired(now, 1000).await?),

@@ -76,6 +76,7 @@ macro_rules! conformance_tests {
             data_round_trips_exactly,
             rows_written_by_sql_obey_the_contract,
             versions_refuse_stale_updates,
+            load_and_touch_slides_in_one_call,
             versions_count_writes_not_touches
         );
     };
@@ -552,4 +553,69 @@ pub async fn versions_count_writes_not_touches<M: SessionModel>(ctx: &Ctx<M>) {
     let based_on_1 = row("w", r#"{"a":2}"#, t0() + secs(90)).with_version(1);
     assert!(ctx.model.update(&based_on_1, t0()).await.unwrap());
     assert_eq!(version(ctx).await, Some(2));
+}
+
+/// Load-and-slide: the row comes back with its new expiry; a throttled touch that is not due
+/// returns the row as stored and writes nothing; missing and expired rows stay so.
+pub async fn load_and_touch_slides_in_one_call<M: SessionModel>(ctx: &Ctx<M>) {
+    let m = &ctx.model;
+    m.save(&row("lt", r#"{"k":1}"#, t0() + secs(10)), t0())
+        .await
+        .unwrap();
+    let got = m
+        .load_and_touch("lt", t0() + secs(100), t0(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.data.as_str(), got.expires),
+        (r#"{"k":1}"#, Some(t0() + secs(100)))
+    );
+    assert_eq!(
+        load(ctx, "lt", t0()).await.unwrap().expires,
+        Some(t0() + secs(100))
+    );
+
+    // Throttled, not due: the stored expiry (100) is not before the limit (90).
+    let got = m
+        .load_and_touch("lt", t0() + secs(120), t0(), Some(t0() + secs(90)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.expires, Some(t0() + secs(100)));
+    assert_eq!(
+        load(ctx, "lt", t0()).await.unwrap().expires,
+        Some(t0() + secs(100))
+    );
+    // Throttled, due.
+    let got = m
+        .load_and_touch("lt", t0() + secs(130), t0(), Some(t0() + secs(101)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.expires, Some(t0() + secs(130)));
+    assert_eq!(
+        load(ctx, "lt", t0()).await.unwrap().expires,
+        Some(t0() + secs(130))
+    );
+
+    assert_eq!(
+        m.load_and_touch("none", t0() + secs(9), t0(), None)
+            .await
+            .unwrap(),
+        None
+    );
+    m.save(&row("old", "{}", t0() - secs(1)), t0() - secs(5))
+        .await
+        .unwrap();
+    for limit in [None, Some(t0() + secs(50))] {
+        assert_eq!(
+            m.load_and_touch("old", t0() + secs(9), t0(), limit)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(load(ctx, "old", t0()).await, None, "not revived");
+    assert_eq!(m.count(t0()).await.unwrap(), 1);
 }
