@@ -28,7 +28,7 @@ pub const DEFAULT_BATCH: u32 = 1000;
 /// A connection (or pool) that a [`ConnectSession`] runs its SQL on.
 ///
 /// Implemented for sqlx's `SqlitePool`, `PgPool` and `MySqlPool` and for
-/// [`RusqliteConnection`](crate::RusqliteConnection), each behind its feature. A backend runs
+/// `RusqliteConnection`, each behind its feature. A backend runs
 /// statements and reads the catalog; what the statements say is the [`Dialect`]'s business and
 /// what they are for is the model's.
 #[async_trait]
@@ -531,9 +531,9 @@ impl<B: Backend> ConnectSession<B> {
             && row.data.len() > max
         {
             return Err(Error::InvalidInput(format!(
-                "session {:?} is {} bytes but column {}.data holds at most {max}; widen it \
+                "session {} is {} bytes but column {}.data holds at most {max}; widen it \
                  (MySQL: ALTER TABLE {} MODIFY data MEDIUMTEXT) or store less in the session",
-                row.sid,
+                crate::error::redact(&row.sid),
                 row.data.len(),
                 self.table.name,
                 self.table.name

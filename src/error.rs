@@ -6,9 +6,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Result with [`enum@Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A session id as messages show it: its first four characters, enough to tell sessions apart
+/// in a log without putting the secret that a cookie carries there.
+pub fn redact(sid: &str) -> String {
+    let shown: String = sid.chars().take(4).collect();
+    if shown.len() < sid.len() {
+        format!("{shown:?}…")
+    } else {
+        format!("{shown:?}")
+    }
+}
+
 /// Everything that can go wrong in a store or a model.
 ///
 /// Each variant says what a caller can do about it; match on the variant, not the message.
+/// Messages show session ids shortened (see [`redact`]); the fields hold them whole.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -48,7 +60,7 @@ pub enum Error {
     /// A stored row could not be decoded (bad time text, data the serializer rejects, a wrong type).
     ///
     /// Only this row is affected; other sessions are still served. Destroying the session removes it.
-    #[error("session {sid:?}: stored {column} does not decode: {message}")]
+    #[error("session {}: stored {column} does not decode: {message}", redact(.sid))]
     Decode {
         /// The session id of the row, when known.
         sid: String,
@@ -59,7 +71,7 @@ pub enum Error {
     },
 
     /// The session data could not be serialized for storage.
-    #[error("session {sid:?}: data does not serialize: {source}")]
+    #[error("session {}: data does not serialize: {source}", redact(.sid))]
     Encode {
         /// The session id.
         sid: String,
@@ -72,7 +84,8 @@ pub enum Error {
     /// the session since it was read. Load it again, apply the change to what is stored, and
     /// update again (or let the store merge: `Store::with_conflict_merge`).
     #[error(
-        "session {sid:?} was changed by someone else: the update was based on version {expected} but version {found} is stored; reload and apply the change again"
+        "session {} was changed by someone else: the update was based on version {expected} but version {found} is stored; reload and apply the change again",
+        redact(.sid)
     )]
     Conflict {
         /// The session id.

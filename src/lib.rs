@@ -44,7 +44,7 @@
 //! | `sqlite` | [`ConnectSession`] on sqlx's `SqlitePool` (SQLite bundled) | yes |
 //! | `postgres` | [`ConnectSession`] on sqlx's `PgPool` | no |
 //! | `mysql` | [`ConnectSession`] on sqlx's `MySqlPool` (MySQL and MariaDB) | no |
-//! | `rusqlite` | [`ConnectSession`] on a [`RusqliteConnection`] (SQLite bundled) | no |
+//! | `rusqlite` | [`ConnectSession`] on a `RusqliteConnection` (SQLite bundled) | no |
 //! | `tower-sessions` | [`Store`] as a tower-sessions `SessionStore` (axum) | no |
 //! | `actix-session` | [`Store`] as an actix-session `SessionStore` | no |
 mod clock;
@@ -72,13 +72,11 @@ mod store;
 
 pub use clock::{Clock, SystemClock};
 pub use connect_session::{
-    Backend, Connect, ConnectSession, DEFAULT_BATCH, DEFAULT_TABLE, SEQUELIZE_TABLE,
+    Backend, Connect, ConnectSession, DEFAULT_BATCH, DEFAULT_TABLE, SEQUELIZE_TABLE, TableOptions,
 };
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, redact};
 pub use memory::{Fallback, MemoryModel};
-pub use model::{
-    Capabilities, Created, SessionModel, SessionRow, load_then_touch, touch_is_due,
-};
+pub use model::{Capabilities, Created, SessionModel, SessionRow, load_then_touch, touch_is_due};
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlDialect;
 #[cfg(feature = "postgres")]
@@ -90,7 +88,7 @@ pub use serializer::{Json, Serializer, SessionData};
 pub use sqlite::SqliteDialect;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use sqlx_backend::SqlxDatabase;
-pub use store::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_TTL, Session, Store};
+pub use store::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_TTL, LATEST, Session, Store};
 
 /// The sqlx this crate is built with, for making pools of the same version.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

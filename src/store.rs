@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::connect_session::{Backend, Connect, ConnectSession, DEFAULT_BATCH};
+use crate::error::redact;
 use crate::memory::{Fallback, MemoryModel};
 use crate::model::{Created, SessionModel, SessionRow};
 use crate::serializer::{Json, Serializer, SessionData};
@@ -20,6 +21,13 @@ use crate::{Error, Result};
 
 /// How long a session lives when the caller gives no expiry: 14 days.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// The latest expiry a store writes: the end of year 9999, which every database's time type
+/// holds (MySQL's `DATETIME` ends there). A longer ttl is cut to it.
+pub const LATEST: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 999_000_000) {
+    Some(t) => t,
+    None => panic!("the end of 9999 is a valid time"),
+};
 
 /// How often expired sessions are removed unless told otherwise: every 15 minutes.
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(15 * 60);
@@ -105,7 +113,7 @@ impl<M> fmt::Debug for Store<M> {
 impl<B: Backend> Store<ConnectSession<B>> {
     /// Creates the `ConnectSession` table when missing and returns a store over it.
     /// `backend` is the application's pool: `SqlitePool`, `PgPool`, `MySqlPool` or a
-    /// [`RusqliteConnection`](crate::RusqliteConnection).
+    /// `RusqliteConnection`.
     ///
     /// # Errors
     /// As [`ConnectSession::auto`].
@@ -291,7 +299,7 @@ impl<M: SessionModel> Store<M> {
             None => self
                 .now()
                 .checked_add_signed(delta(self.ttl))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                .map_or(LATEST, |t| t.min(LATEST)),
         }
     }
 
@@ -500,8 +508,9 @@ impl<M: SessionModel> Store<M> {
             && text.len() > max
         {
             return Err(Error::InvalidInput(format!(
-                "session {sid:?} is {} bytes serialized, over the store's maximum of {max}; \
+                "session {} is {} bytes serialized, over the store's maximum of {max}; \
                  store less in the session or raise the limit with Store::with_max_data_len",
+                redact(sid),
                 text.len()
             )));
         }

@@ -53,18 +53,21 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A row as compared: sid, data, expiry, version.
+type Flat = (String, String, Option<DateTime<Utc>>, Option<i64>);
+
 /// What an operation returned, in a form that compares across models.
 #[derive(Debug, PartialEq)]
 enum Out {
-    Row(Option<(String, String, Option<DateTime<Utc>>, Option<i64>)>),
-    Rows(Vec<(String, String, Option<DateTime<Utc>>, Option<i64>)>),
+    Row(Option<Flat>),
+    Rows(Vec<Flat>),
     Flag(bool),
     Count(u64),
     Conflict(i64, i64),
     Unit,
 }
 
-fn flat(r: SessionRow, versions: bool) -> (String, String, Option<DateTime<Utc>>, Option<i64>) {
+fn flat(r: SessionRow, versions: bool) -> Flat {
     (r.sid, r.data, r.expires, r.version.filter(|_| versions))
 }
 
