@@ -184,7 +184,8 @@ impl Statements {
             let mut b = StatementBuilder::new(d);
             b.push(&format!("SELECT {selected} FROM {table} WHERE "));
             if by_sid {
-                b.push(&format!("{sid} = ")).arg(SID).push(" AND ");
+                d.sid_equals(&mut b, &sid, SID);
+                b.push(" AND ");
             }
             b.push(&live).arg(NOW).push(")");
             b.build()
@@ -211,12 +212,9 @@ impl Statements {
             if let Some(v) = &version {
                 b.push(&format!(", {v} = {v} + 1"));
             }
-            b.push(&format!(" WHERE {sid} = "))
-                .arg(SID)
-                .push(" AND ")
-                .push(&live)
-                .arg(NOW)
-                .push(")");
+            b.push(" WHERE ");
+            d.sid_equals(&mut b, &sid, SID);
+            b.push(" AND ").push(&live).arg(NOW).push(")");
             if let (true, Some(v)) = (if_version, &version) {
                 b.push(&format!(" AND {v} = ")).arg(VERSION);
             }
@@ -229,12 +227,9 @@ impl Statements {
             if let Some(u) = &updated_at {
                 b.push(&format!(", {u} = ")).arg(NOW);
             }
-            b.push(&format!(" WHERE {sid} = "))
-                .arg(SID)
-                .push(" AND ")
-                .push(&live)
-                .arg(NOW)
-                .push(")");
+            b.push(" WHERE ");
+            d.sid_equals(b, &sid, SID);
+            b.push(" AND ").push(&live).arg(NOW).push(")");
             if throttled {
                 b.push(&format!(" AND ({expires} IS NULL OR {expires} < "))
                     .arg(LIMIT)
@@ -259,9 +254,9 @@ impl Statements {
             let mut b = StatementBuilder::new(d);
             b.push("WITH touched AS (");
             write_touch(&mut b, true);
-            b.push(&format!(" RETURNING {selected}) SELECT {selected} FROM touched UNION ALL SELECT {selected} FROM {table} WHERE {sid} = "))
-                .arg(SID)
-                .push(" AND ")
+            b.push(&format!(" RETURNING {selected}) SELECT {selected} FROM touched UNION ALL SELECT {selected} FROM {table} WHERE "));
+            d.sid_equals(&mut b, &sid, SID);
+            b.push(" AND ")
                 .push(&live)
                 .arg(NOW)
                 .push(") AND NOT EXISTS (SELECT 1 FROM touched)");
@@ -274,8 +269,8 @@ impl Statements {
             b
         };
 
-        let mut destroy = plain(format!("DELETE FROM {table} WHERE {sid} = "));
-        destroy.arg(SID);
+        let mut destroy = plain(format!("DELETE FROM {table} WHERE "));
+        d.sid_equals(&mut destroy, &sid, SID);
         let mut delete_expired = StatementBuilder::new(d);
         d.delete_expired(&mut delete_expired, &t.name, NOW, LIMIT);
         let mut count = plain(format!("SELECT COUNT(*) FROM {table} WHERE "));

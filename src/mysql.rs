@@ -115,6 +115,17 @@ impl Dialect for MySqlDialect {
         .arg(limit);
     }
 
+    fn sid_equals(&self, b: &mut StatementBuilder<'_>, sid: &str, arg: usize) {
+        // A table Sequelize made has MariaDB's default collation, which ignores case and
+        // trailing spaces: the first test finds the row through the primary key, the second
+        // keeps only the exact id.
+        b.push(&format!("{sid} = "))
+            .arg(arg)
+            .push(&format!(" AND {sid} = CAST("))
+            .arg(arg)
+            .push(" AS BINARY)");
+    }
+
     fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
         // A named lock (GET_LOCK) per database and table, tried without waiting: one instance
         // sweeps at a time, the others skip their turn. Lock names are server-wide, hence the

@@ -245,6 +245,12 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// the `assignments` (`col = expr`) to the existing row.
     fn upsert(&self, sid: &str, assignments: &[String]) -> String;
 
+    /// Writes into `b` a condition that the `sid` column (quoted) equals argument `arg`,
+    /// exactly: same case, same trailing spaces.
+    fn sid_equals(&self, b: &mut StatementBuilder<'_>, sid: &str, arg: usize) {
+        b.push(&format!("{sid} = ")).arg(arg);
+    }
+
     /// Whether `UPDATE ... RETURNING` returns the updated rows.
     fn update_returning(&self) -> bool {
         false

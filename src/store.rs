@@ -497,9 +497,10 @@ impl<M: SessionModel> Store<M> {
     ) -> Result<SessionRow> {
         self.ensure_sweeper();
         check_sid(sid)?;
+        let expires = self.expiry(expires);
         let text = self
             .serializer
-            .serialize(data)
+            .serialize(data, Some(expires))
             .map_err(|source| Error::Encode {
                 sid: sid.to_owned(),
                 source,
@@ -514,7 +515,7 @@ impl<M: SessionModel> Store<M> {
                 text.len()
             )));
         }
-        Ok(SessionRow::new(sid, text, Some(self.expiry(expires))))
+        Ok(SessionRow::new(sid, text, Some(expires)))
     }
 
     fn decode(&self, row: SessionRow) -> Result<Session> {

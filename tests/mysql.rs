@@ -119,3 +119,27 @@ mod reliability {
     use super::*;
     reliability_tests!(make_rel);
 }
+
+/// A table Sequelize made has MariaDB's default collation, blind to case and trailing spaces;
+/// ids must still match exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_match_exactly_in_a_case_insensitive_sequelize_table() {
+    let Some((pool, drop)) = db::mysql_isolated("exact_ids").await else {
+        return;
+    };
+    raw(&pool)(sequelize_ddl("ConnectSessions")).await;
+    let store = sequelstore::Store::discover(pool.clone()).await.unwrap();
+    let data = sequelstore::SessionData::from_iter([("n".to_string(), 1.into())]);
+    store.set("Abc", &data, None).await.unwrap();
+    for other in ["abc", "ABC", "Abc ", "Abc  "] {
+        assert!(store.get(other).await.unwrap().is_none(), "{other:?}");
+        assert!(!store.touch(other, None).await.unwrap(), "{other:?}");
+        assert!(
+            !store.update(other, &data, None).await.unwrap(),
+            "{other:?}"
+        );
+        assert!(!store.destroy(other).await.unwrap(), "{other:?}");
+    }
+    assert_eq!(store.get("Abc").await.unwrap().unwrap().data, data);
+    raw(&pool)(drop).await;
+}
