@@ -119,6 +119,12 @@ pub type MySqlStore = Store<ConnectSession<sqlx::MySqlPool>>;
 pub type RusqliteStore = Store<ConnectSession<RusqliteConnection>>;
 
 /// The README's examples, compiled as doctests.
-#[cfg(all(doctest, feature = "postgres", feature = "mysql"))]
+#[cfg(all(
+    doctest,
+    feature = "postgres",
+    feature = "mysql",
+    feature = "tower-sessions",
+    feature = "actix-session"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
