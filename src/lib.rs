@@ -83,7 +83,7 @@ pub use mysql::MySqlDialect;
 pub use postgres::PostgresDialect;
 #[cfg(feature = "rusqlite")]
 pub use rusqlite::RusqliteConnection;
-pub use serializer::{Json, Serializer, SessionData};
+pub use serializer::{ExpressJson, Json, Serializer, SessionData};
 #[cfg(any(feature = "sqlite", feature = "rusqlite"))]
 pub use sqlite::SqliteDialect;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

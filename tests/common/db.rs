@@ -104,6 +104,14 @@ pub async fn sqlite(test: &str) -> sqlx::SqlitePool {
 /// A pool whose `search_path` is a fresh schema of its own, and the SQL that drops it.
 #[cfg(feature = "postgres")]
 pub async fn postgres_isolated(test: &str) -> Option<(sqlx::PgPool, String)> {
+    postgres_isolated_named(test)
+        .await
+        .map(|(pool, drop, _)| (pool, drop))
+}
+
+/// [`postgres_isolated`], with the schema's name.
+#[cfg(feature = "postgres")]
+pub async fn postgres_isolated_named(test: &str) -> Option<(sqlx::PgPool, String, String)> {
     use std::str::FromStr;
     let admin = postgres().await?;
     let schema = unique_table(test);
@@ -120,12 +128,20 @@ pub async fn postgres_isolated(test: &str) -> Option<(sqlx::PgPool, String)> {
         .connect_with(options)
         .await
         .expect("connect to the isolated schema");
-    Some((pool, format!("DROP SCHEMA \"{schema}\" CASCADE")))
+    Some((pool, format!("DROP SCHEMA \"{schema}\" CASCADE"), schema))
 }
 
 /// A pool on a fresh database of its own, and the SQL that drops it.
 #[cfg(feature = "mysql")]
 pub async fn mysql_isolated(test: &str) -> Option<(sqlx::MySqlPool, String)> {
+    mysql_isolated_named(test)
+        .await
+        .map(|(pool, drop, _)| (pool, drop))
+}
+
+/// [`mysql_isolated`], with the database's name.
+#[cfg(feature = "mysql")]
+pub async fn mysql_isolated_named(test: &str) -> Option<(sqlx::MySqlPool, String, String)> {
     use std::str::FromStr;
     let admin = mysql().await?;
     let name = unique_table(test);
@@ -142,5 +158,5 @@ pub async fn mysql_isolated(test: &str) -> Option<(sqlx::MySqlPool, String)> {
         .connect_with(options)
         .await
         .expect("connect to the isolated database");
-    Some((pool, format!("DROP DATABASE `{name}`")))
+    Some((pool, format!("DROP DATABASE `{name}`"), name))
 }
