@@ -65,6 +65,7 @@ pub struct Store<M> {
     model: Arc<M>,
     ttl: Duration,
     touch_after: Option<Duration>,
+    sliding: bool,
     max_data_len: Option<usize>,
     serializer: Arc<dyn Serializer>,
     clock: Arc<dyn Clock>,
@@ -83,6 +84,7 @@ impl<M> Clone for Store<M> {
             model: Arc::clone(&self.model),
             ttl: self.ttl,
             touch_after: self.touch_after,
+            sliding: self.sliding,
             max_data_len: self.max_data_len,
             serializer: Arc::clone(&self.serializer),
             clock: Arc::clone(&self.clock),
@@ -100,6 +102,7 @@ impl<M> fmt::Debug for Store<M> {
             .field("model", &std::any::type_name::<M>())
             .field("ttl", &self.ttl)
             .field("touch_after", &self.touch_after)
+            .field("sliding", &self.sliding)
             .field("max_data_len", &self.max_data_len)
             .field("serializer", &self.serializer)
             .field("clock", &self.clock)
@@ -189,6 +192,7 @@ impl<M: SessionModel> Store<M> {
             model: Arc::new(model),
             ttl: DEFAULT_TTL,
             touch_after: None,
+            sliding: false,
             max_data_len: None,
             serializer: Arc::new(Json),
             clock: Arc::new(SystemClock),
@@ -213,6 +217,20 @@ impl<M: SessionModel> Store<M> {
     pub fn with_touch_after(mut self, interval: Duration) -> Self {
         self.touch_after = Some(interval).filter(|d| !d.is_zero());
         self
+    }
+
+    /// Slide a session's expiry to now + ttl whenever a web adapter loads it, in the same
+    /// statement as the load where the database allows ([`Store::get_and_touch`]) and honouring
+    /// [`Store::with_touch_after`]. With tower-sessions, pair it with `Expiry::OnSessionEnd`
+    /// so that an unchanged session is not written back on every request.
+    pub fn with_sliding_expiry(mut self, yes: bool) -> Self {
+        self.sliding = yes;
+        self
+    }
+
+    /// Whether adapters slide the expiry on load ([`Store::with_sliding_expiry`]).
+    pub fn sliding_expiry(&self) -> bool {
+        self.sliding
     }
 
     /// Refuse to store a session whose serialized data is longer than `bytes`, with

@@ -110,6 +110,7 @@ macro_rules! backend_suite {
                 expired_deletion_removes_expired_rows,
                 tampered_or_unknown_cookie_is_a_fresh_session,
                 create_never_overwrites_and_save_never_inserts,
+                sliding_expiry_slides_on_load_without_a_write_back,
             );
         }
     };
@@ -606,5 +607,32 @@ mod cases {
             None
         );
         assert_eq!(store.model().backend().rows(&table).await, 1);
+    }
+
+    /// With `with_sliding_expiry`, loading a session slides its expiry to now + ttl in the
+    /// load itself; with `Expiry::OnSessionEnd`, tower-sessions writes nothing back for a
+    /// request that changes nothing.
+    pub(super) async fn sliding_expiry_slides_on_load_without_a_write_back<B: Raw>(
+        store: SqlStore<B>,
+    ) {
+        let store = store
+            .with_ttl(std::time::Duration::from_secs(3600))
+            .with_sliding_expiry(true);
+        let app = app(store.clone(), Expiry::OnSessionEnd, Gate::default());
+        let c = sign_in(&app, "carol").await;
+        // Pretend the session was last seen a while ago: five minutes left.
+        let soon = Utc::now() + chrono::Duration::minutes(5);
+        assert!(store.touch(sid(&c), Some(soon)).await.expect("touch"));
+
+        let before = Utc::now();
+        let r = ok(&app, "/whoami", Some(&c)).await;
+        assert_eq!(r.body, "user:carol");
+        let stored = store.get(sid(&c)).await.expect("get").expect("stored");
+        let expires = stored.expires.expect("an expiry");
+        assert!(
+            expires >= before + chrono::Duration::minutes(59),
+            "{expires}"
+        );
+        assert_eq!(stored.data, data(serde_json::json!({ "user": "carol" })));
     }
 }

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`create`](SessionStore::create) (a new session, or a cycled id) | [`Store::create`]: insert only; on an id collision it draws a new [`Id`] and tries again, never overwriting |
 //! | [`save`](SessionStore::save) (a changed session that has an id) | [`Store::update`]: a session deleted or expired meanwhile stays gone, so a request finishing after sign-out does not sign the user back in |
-//! | [`load`](SessionStore::load) | [`Store::get`]: an expired session is never returned |
+//! | [`load`](SessionStore::load) | [`Store::get`]: an expired session is never returned; with [`Store::with_sliding_expiry`], [`Store::get_and_touch`]: the expiry slides in the same statement |
 //! | [`delete`](SessionStore::delete) | [`Store::destroy`]: one statement |
 //! | [`delete_expired`](ExpiredDeletion::delete_expired) | [`Store::remove_expired`] |
 //!
@@ -113,7 +113,12 @@ where
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
-        let Some(session) = self.get(&session_id.to_string()).await? else {
+        let sid = session_id.to_string();
+        let session = match self.sliding_expiry() {
+            true => self.get_and_touch(&sid, None).await?,
+            false => self.get(&sid).await?,
+        };
+        let Some(session) = session else {
             return Ok(None);
         };
         // A row without expiry (written by another client) lives as if written now.
