@@ -284,6 +284,18 @@ impl<M: SessionModel> Store<M> {
         self
     }
 
+    /// Stops the cleanup task now, for a graceful shutdown; it does not start again for this
+    /// store or its clones. (It also stops by itself when the last clone is dropped.)
+    pub fn stop_cleanup(&self) {
+        match self.sweeper.handle.get() {
+            Some(task) => task.abort(),
+            // Not started (outside a runtime): make sure it never starts.
+            None => {
+                let _ = self.sweeper.handle.set(AbortOnDrop(None));
+            }
+        }
+    }
+
     /// The model under this store.
     pub fn model(&self) -> &M {
         &self.model
@@ -573,7 +585,7 @@ impl<M: SessionModel> Store<M> {
                 interval,
                 self.cleanup_batch,
             );
-            AbortOnDrop(runtime.spawn(task))
+            AbortOnDrop(Some(runtime.spawn(task)))
         });
     }
 }
@@ -585,11 +597,19 @@ struct Sweeper {
 }
 
 #[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn abort(&self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        self.abort();
     }
 }
 
@@ -888,6 +908,20 @@ mod tests {
         drop(clone);
         tokio::time::sleep(Duration::from_secs(100)).await;
         assert_eq!(calls.load(Ordering::SeqCst), while_cloned);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_cleanup_stops_the_task_for_every_clone() {
+        let (mock, calls) = counting_sweeps(0);
+        let store = Store::with_model(mock).with_cleanup_interval(Some(Duration::from_secs(10)));
+        let clone = store.clone();
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        let before = calls.load(Ordering::SeqCst);
+        assert!(before >= 2);
+        store.stop_cleanup();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        let _ = clone.cleanup_interval();
+        assert_eq!(calls.load(Ordering::SeqCst), before);
     }
 
     #[test]
