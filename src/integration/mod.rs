@@ -3,6 +3,9 @@
 #[cfg(feature = "actix-session")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-session")))]
 pub mod actix_session;
+#[cfg(feature = "express")]
+#[cfg_attr(docsrs, doc(cfg(feature = "express")))]
+pub mod express;
 #[cfg(feature = "tower-sessions")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
 pub mod tower_sessions;
