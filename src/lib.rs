@@ -47,6 +47,8 @@
 //! | `rusqlite` | [`ConnectSession`] on a `RusqliteConnection` (SQLite bundled) | no |
 //! | `tower-sessions` | [`Store`] as a tower-sessions `SessionStore` (axum) | no |
 //! | `actix-session` | [`Store`] as an actix-session `SessionStore` | no |
+//! | `sea-orm` | the store on the pool inside a SeaORM 2 `DatabaseConnection` | no |
+//! | `express` | express-session's signed `connect.sid` cookie as a tower layer (axum extractor), for sessions shared with an Express app | no |
 mod clock;
 mod connect_session;
 mod error;
@@ -124,7 +126,9 @@ pub type RusqliteStore = Store<ConnectSession<RusqliteConnection>>;
     feature = "postgres",
     feature = "mysql",
     feature = "tower-sessions",
-    feature = "actix-session"
+    feature = "actix-session",
+    feature = "sea-orm",
+    feature = "express"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

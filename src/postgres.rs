@@ -24,10 +24,6 @@ impl Dialect for PostgresDialect {
         "PostgreSQL"
     }
 
-    fn quote(&self, ident: &str) -> String {
-        format!("\"{ident}\"")
-    }
-
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
     }
@@ -45,23 +41,6 @@ impl Dialect for PostgresDialect {
             Column::CreatedAt | Column::UpdatedAt => "TIMESTAMPTZ NOT NULL",
         };
         format!("{} {ty}", self.quote(column.name()))
-    }
-
-    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
-        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
-        let columns = columns.join(", ");
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} ({columns})",
-                self.quote(table)
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-                self.quote(&format!("{table}_expires_idx")),
-                self.quote(table),
-                self.quote("expires")
-            ),
-        ]
     }
 
     fn check_type(
@@ -105,21 +84,6 @@ impl Dialect for PostgresDialect {
 
     fn writable_cte(&self) -> bool {
         true
-    }
-
-    fn on_conflict_do_nothing(&self) -> Option<String> {
-        Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
-    }
-
-    fn excluded(&self, column: &str) -> String {
-        format!("EXCLUDED.{column}")
-    }
-
-    fn upsert(&self, sid: &str, assignments: &[String]) -> String {
-        format!(
-            " ON CONFLICT ({sid}) DO UPDATE SET {}",
-            assignments.join(", ")
-        )
     }
 
     fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {

@@ -207,8 +207,11 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// A short name for messages (`PostgreSQL`).
     fn name(&self) -> &'static str;
 
-    /// `ident` quoted for this dialect. Only called with validated identifiers.
-    fn quote(&self, ident: &str) -> String;
+    /// `ident` quoted for this dialect. Only called with validated identifiers. Defaults to
+    /// standard SQL's double quotes.
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{ident}\"")
+    }
 
     /// The text of the `n`th placeholder, counting from 1.
     fn placeholder(&self, n: usize) -> String;
@@ -220,8 +223,23 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     fn column_ddl(&self, column: Column) -> String;
 
     /// The statements that create the table with `columns` and its `expires` index when they
-    /// are missing.
-    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String>;
+    /// are missing. Defaults to `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`.
+    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
+        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} ({})",
+                self.quote(table),
+                columns.join(", ")
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                self.quote(&format!("{table}_expires_idx")),
+                self.quote(table),
+                self.quote(Column::Expires.name())
+            ),
+        ]
+    }
 
     /// Why a column of `column`'s role cannot be used with this type, or `None` if it can.
     /// Returns the problem and the SQL that fixes it.
@@ -234,16 +252,30 @@ pub trait Dialect: Send + Sync + Debug + 'static {
 
     /// Clause appended to a plain `INSERT` so that a row with the same key is left alone and
     /// the insert affects no row. `None` where the dialect has no such clause: then the
-    /// backend reports the conflict as a unique violation, which the model maps.
-    fn on_conflict_do_nothing(&self) -> Option<String>;
+    /// backend reports the conflict as a unique violation, which the model maps. Defaults to
+    /// `ON CONFLICT (sid) DO NOTHING`.
+    fn on_conflict_do_nothing(&self) -> Option<String> {
+        Some(format!(
+            " ON CONFLICT ({}) DO NOTHING",
+            self.quote(Column::Sid.name())
+        ))
+    }
 
     /// The value an upsert's insert gave for `column` (quoted), usable in the update part:
-    /// `excluded."data"` or `VALUES(`data`)`.
-    fn excluded(&self, column: &str) -> String;
+    /// `excluded."data"` (the default) or `VALUES(`data`)`.
+    fn excluded(&self, column: &str) -> String {
+        format!("excluded.{column}")
+    }
 
     /// Clause appended to an `INSERT` that turns it into an upsert on `sid` (quoted) making
-    /// the `assignments` (`col = expr`) to the existing row.
-    fn upsert(&self, sid: &str, assignments: &[String]) -> String;
+    /// the `assignments` (`col = expr`) to the existing row. Defaults to
+    /// `ON CONFLICT (sid) DO UPDATE SET ...`.
+    fn upsert(&self, sid: &str, assignments: &[String]) -> String {
+        format!(
+            " ON CONFLICT ({sid}) DO UPDATE SET {}",
+            assignments.join(", ")
+        )
+    }
 
     /// Writes into `b` a condition that the `sid` column (quoted) equals argument `arg`,
     /// exactly: same case, same trailing spaces.
@@ -270,8 +302,11 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     }
 
     /// Writes into `b` a statement deleting at most `limit` rows of `table` (unquoted) whose
-    /// `expires` is at or before `now`, where `now` and `limit` are argument indexes.
-    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize);
+    /// `expires` is at or before `now`, where `now` and `limit` are argument indexes. Defaults
+    /// to [`delete_expired_by_key`] with no lock clause.
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
+        delete_expired_by_key(b, table, now, limit, "");
+    }
 
     /// `t` as the bound value this dialect stores, given the table's time offset.
     fn encode_time(&self, t: DateTime<Utc>, offset: FixedOffset) -> Arg<'static>;

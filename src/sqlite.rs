@@ -6,10 +6,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::sql::{
-    Arg, Column, ColumnInfo, Dialect, RawTime, StatementBuilder, delete_expired_by_key,
-    parse_time_text, sqlite_time_text,
-};
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawTime, parse_time_text, sqlite_time_text};
 
 /// The SQLite dialect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,10 +15,6 @@ pub struct SqliteDialect;
 impl Dialect for SqliteDialect {
     fn name(&self) -> &'static str {
         "SQLite"
-    }
-
-    fn quote(&self, ident: &str) -> String {
-        format!("\"{ident}\"")
     }
 
     fn placeholder(&self, n: usize) -> String {
@@ -41,23 +34,6 @@ impl Dialect for SqliteDialect {
             Column::CreatedAt | Column::UpdatedAt => "DATETIME NOT NULL",
         };
         format!("{} {ty}", self.quote(column.name()))
-    }
-
-    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
-        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
-        let columns = columns.join(", ");
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} ({columns})",
-                self.quote(table)
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-                self.quote(&format!("{table}_expires_idx")),
-                self.quote(table),
-                self.quote("expires")
-            ),
-        ]
     }
 
     fn check_type(
@@ -107,25 +83,6 @@ impl Dialect for SqliteDialect {
 
     fn update_returning(&self) -> bool {
         true
-    }
-
-    fn on_conflict_do_nothing(&self) -> Option<String> {
-        Some(format!(" ON CONFLICT ({}) DO NOTHING", self.quote("sid")))
-    }
-
-    fn excluded(&self, column: &str) -> String {
-        format!("excluded.{column}")
-    }
-
-    fn upsert(&self, sid: &str, assignments: &[String]) -> String {
-        format!(
-            " ON CONFLICT ({sid}) DO UPDATE SET {}",
-            assignments.join(", ")
-        )
-    }
-
-    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
-        delete_expired_by_key(b, table, now, limit, "");
     }
 
     fn encode_time(&self, t: DateTime<Utc>, _offset: FixedOffset) -> Arg<'static> {

@@ -6,6 +6,9 @@ pub mod actix_session;
 #[cfg(feature = "express")]
 #[cfg_attr(docsrs, doc(cfg(feature = "express")))]
 pub mod express;
+#[cfg(feature = "sea-orm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
+pub mod sea_orm;
 #[cfg(feature = "tower-sessions")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
 pub mod tower_sessions;

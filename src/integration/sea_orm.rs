@@ -9,18 +9,44 @@
 //! - `Store::auto(SeaOrmBackend::new(&db)?)` creates the `ConnectSession` table when missing;
 //! - `Store::discover(SeaOrmBackend::new(&db)?)` uses the one Sequelize (or an earlier run) made;
 //! - `Store::with_model(model)` takes a model of yours, which may hold `db.clone()` itself, or a
-//!   [`ConnectSession`] built on a [`SeaOrmBackend`] with settings of your choice.
+//!   [`ConnectSession`] built on a [`SeaOrmBackend`] with settings of your choice
+//!   ([`ConnectSession::options`]).
 //!
-//! ```no_run
-//! use sequelstore::Store;
+//! ```
+//! use sea_orm::{ConnectionTrait, Database, Statement};
 //! use sequelstore::integration::sea_orm::{SeaOrmBackend, SeaOrmStore};
+//! use sequelstore::{SessionData, Store};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let db = sea_orm::Database::connect("postgres://postgres@127.0.0.1/app").await?;
-//! let store: SeaOrmStore = Store::auto(SeaOrmBackend::new(&db)?).await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The application's connection (here an in-memory SQLite; postgres:// and mysql:// URLs
+//! // work the same). The store runs on the pool inside it.
+//! let db = Database::connect("sqlite::memory:").await?;
+//!
+//! let store: SeaOrmStore = Store::auto(SeaOrmBackend::new(&db)?).await?; // creates the table
+//! let found = Store::discover(SeaOrmBackend::new(&db)?).await?; // finds it, as Sequelize's
+//!
+//! let mut data = SessionData::new();
+//! data.insert("user".into(), "ann".into());
+//! store.set("sid-1", &data, None).await?;
+//! assert_eq!(found.get("sid-1").await?.unwrap().data, data);
+//!
+//! // The application's own SeaORM queries see the same rows, on the same connections
+//! // (quoted for SQLite and PostgreSQL; MySQL quotes with backticks).
+//! let sql = r#"SELECT data FROM "ConnectSession" WHERE sid = 'sid-1'"#;
+//! let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+//! assert!(row.is_some());
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A model of your own ([`Store::with_model`]) can hold `db.clone()` and write its table with
+//! SeaORM's query builder; `examples/sea_orm.rs` has one that runs on all three databases.
+//!
+//! An application that only ever talks to one database can also pass the pool itself, as
+//! `Store::auto(db.get_postgres_connection_pool().clone())`; [`SeaOrmBackend`] adds one store
+//! type whatever the URL, and an error instead of SeaORM's panic for a connection of
+//! another kind.
 //!
 //! # SQLite
 //!
