@@ -1,63 +1,36 @@
-//! The conformance and schema suites on PostgreSQL (`POSTGRES_URL`).
+//! Every suite on PostgreSQL (`POSTGRES_URL`): conformance (plain and versioned tables),
+//! differential, schema and reliability.
 
 mod common;
 
-use std::sync::Arc;
-
 use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
-use common::{Ctx, RawSql, db};
-use sequelstore::{ConnectSession, SessionModel};
+use common::{Ctx, db, raw_sqlx, table_ctx};
+use sequelstore::ConnectSession;
 use sqlx::PgPool;
-
-fn raw(pool: &PgPool) -> RawSql {
-    let pool = pool.clone();
-    Arc::new(move |sql: String| {
-        let pool = pool.clone();
-        Box::pin(async move {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        })
-    })
-}
 
 fn quote(s: &str) -> String {
     format!("\"{s}\"")
 }
 
-async fn make(test: &str) -> Option<Ctx<ConnectSessionOf>> {
-    make_with(test, false).await
-}
-
-async fn make_versioned(test: &str) -> Option<Ctx<ConnectSessionOf>> {
-    make_with(test, true).await
-}
-
-type ConnectSessionOf = ConnectSession<PgPool>;
-
 async fn make_with(test: &str, versioned: bool) -> Option<Ctx<ConnectSession<PgPool>>> {
     let pool = db::postgres().await?;
-    let table = db::unique_table(test);
-    let model = ConnectSession::options(pool.clone())
-        .table(&table)
-        .versioned(versioned)
-        .auto()
-        .await
-        .unwrap();
-    assert_eq!(model.capabilities().version, versioned);
-    Some(Ctx {
-        model: Arc::new(model),
-        table,
-        raw: Some(raw(&pool)),
-        quote,
-        hour_ago: "now() - interval '1 hour'",
-    })
+    let raw = raw_sqlx(&pool);
+    Some(
+        table_ctx(
+            pool,
+            test,
+            versioned,
+            raw,
+            quote,
+            "now() - interval '1 hour'",
+        )
+        .await,
+    )
 }
 
 /// The table Sequelize 6 creates for the `ConnectSession` model on PostgreSQL.
-pub fn sequelize_ddl(table: &str) -> String {
+fn sequelize_ddl(table: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS \"{table}\" (\"sid\" VARCHAR(255), \"expires\" TIMESTAMP WITH TIME ZONE, \
          \"data\" TEXT, \"createdAt\" TIMESTAMP WITH TIME ZONE NOT NULL, \
@@ -68,7 +41,7 @@ pub fn sequelize_ddl(table: &str) -> String {
 async fn make_schema(test: &str) -> Option<SchemaCtx<PgPool>> {
     let (pool, drop) = db::postgres_isolated(test).await?;
     Some(SchemaCtx {
-        raw: raw(&pool),
+        raw: raw_sqlx(&pool),
         backend: pool,
         sequelize_ddl,
         no_expires_ddl: |t| {
@@ -90,33 +63,7 @@ async fn make_rel(test: &str) -> Option<RelCtx<PgPool>> {
     for _ in 0..4 {
         backends.push(db::postgres().await?);
     }
-    Some(RelCtx {
-        raw: raw(&backends[0]),
-        backends,
-        table: db::unique_table(test),
-        quote,
-    })
+    Some(RelCtx::new(backends, test, raw_sqlx, quote))
 }
 
-conformance_tests!(make);
-
-mod versioned {
-    use super::*;
-    conformance_tests!(make_versioned);
-    differential_test!(make_versioned);
-}
-
-mod plain {
-    use super::*;
-    differential_test!(make);
-}
-
-mod schema {
-    use super::*;
-    schema_tests!(make_schema);
-}
-
-mod reliability {
-    use super::*;
-    reliability_tests!(make_rel);
-}
+backend_suites!(PgPool, make_with, make_schema, make_rel);

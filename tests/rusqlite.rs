@@ -1,5 +1,6 @@
-//! The conformance and schema suites on SQLite through rusqlite (a fresh file per test). Raw
-//! SQL goes through a second connection, as another client's would.
+//! Every suite on SQLite through rusqlite (a fresh file per test): conformance (plain and
+//! versioned tables), differential, schema and reliability. Raw SQL goes through a second
+//! connection, as another client's would.
 
 mod common;
 
@@ -8,8 +9,11 @@ use std::sync::Arc;
 
 use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
-use common::{Ctx, RawSql, db};
-use sequelstore::{ConnectSession, RusqliteConnection, SessionModel};
+use common::{Ctx, RawSql, db, table_ctx};
+use sequelstore::{ConnectSession, RusqliteConnection};
+
+/// An hour ago, in the text form the table stores.
+const HOUR_AGO: &str = "strftime('%Y-%m-%d %H:%M:%f +00:00', 'now', '-1 hour')";
 
 fn raw(path: PathBuf) -> RawSql {
     Arc::new(move |sql: String| {
@@ -28,97 +32,39 @@ fn raw(path: PathBuf) -> RawSql {
     })
 }
 
-async fn open(test: &str) -> (RusqliteConnection, PathBuf) {
+fn quote(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn open(test: &str) -> (RusqliteConnection, PathBuf) {
     let path = db::temp_sqlite_path(test);
     let conn = RusqliteConnection::open(&path).expect("a temporary SQLite file opens");
     (conn, path)
 }
 
-async fn make(test: &str) -> Option<Ctx<ConnectSession<RusqliteConnection>>> {
-    make_with(test, false).await
-}
-
-async fn make_versioned(test: &str) -> Option<Ctx<ConnectSession<RusqliteConnection>>> {
-    make_with(test, true).await
-}
-
 async fn make_with(test: &str, versioned: bool) -> Option<Ctx<ConnectSession<RusqliteConnection>>> {
-    let (conn, path) = open(test).await;
-    let table = db::unique_table(test);
-    let model = ConnectSession::options(conn)
-        .table(&table)
-        .versioned(versioned)
-        .auto()
-        .await
-        .unwrap();
-    assert_eq!(model.capabilities().version, versioned);
-    Some(Ctx {
-        model: Arc::new(model),
-        table,
-        raw: Some(raw(path)),
-        quote: |s| format!("\"{s}\""),
-        hour_ago: "strftime('%Y-%m-%d %H:%M:%f +00:00', 'now', '-1 hour')",
-    })
+    let (conn, path) = open(test);
+    Some(table_ctx(conn, test, versioned, raw(path), quote, HOUR_AGO).await)
 }
 
 async fn make_schema(test: &str) -> Option<SchemaCtx<RusqliteConnection>> {
-    let (conn, path) = open(test).await;
+    let (conn, path) = open(test);
     Some(SchemaCtx {
         backend: conn,
         raw: raw(path),
-        sequelize_ddl: |t| {
-            format!(
-                "CREATE TABLE IF NOT EXISTS `{t}` (`sid` VARCHAR(255) PRIMARY KEY, `expires` DATETIME, \
-                 `data` TEXT, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL)"
-            )
-        },
-        no_expires_ddl: |t| {
-            format!(
-                "CREATE TABLE `{t}` (`sid` VARCHAR(255) PRIMARY KEY, `data` TEXT, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL)"
-            )
-        },
-        wrong_expires_ddl: |t| {
-            format!(
-                "CREATE TABLE `{t}` (`sid` VARCHAR(255) PRIMARY KEY, `expires` INTEGER, `data` TEXT)"
-            )
-        },
+        sequelize_ddl: db::sqlite_sequelize_ddl,
+        no_expires_ddl: db::sqlite_no_expires_ddl,
+        wrong_expires_ddl: db::sqlite_wrong_expires_ddl,
         cleanup: None,
     })
 }
 
 async fn make_rel(test: &str) -> Option<RelCtx<RusqliteConnection>> {
     let path = db::temp_sqlite_path(test);
-    let mut backends = Vec::new();
-    for _ in 0..4 {
-        backends.push(RusqliteConnection::open(&path).unwrap());
-    }
-    Some(RelCtx {
-        backends,
-        table: db::unique_table(test),
-        raw: raw(path),
-        quote: |s| format!("\"{s}\""),
-    })
+    let backends = (0..4)
+        .map(|_| RusqliteConnection::open(&path).unwrap())
+        .collect();
+    Some(RelCtx::new(backends, test, |_| raw(path.clone()), quote))
 }
 
-conformance_tests!(make);
-
-mod versioned {
-    use super::*;
-    conformance_tests!(make_versioned);
-    differential_test!(make_versioned);
-}
-
-mod plain {
-    use super::*;
-    differential_test!(make);
-}
-
-mod schema {
-    use super::*;
-    schema_tests!(make_schema);
-}
-
-mod reliability {
-    use super::*;
-    reliability_tests!(make_rel);
-}
+backend_suites!(RusqliteConnection, make_with, make_schema, make_rel);

@@ -160,3 +160,26 @@ pub async fn mysql_isolated_named(test: &str) -> Option<(sqlx::MySqlPool, String
         .expect("connect to the isolated database");
     Some((pool, format!("DROP DATABASE `{name}`"), name))
 }
+
+/// The table Sequelize 6 creates for the `ConnectSession` model on SQLite.
+pub fn sqlite_sequelize_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS `{table}` (`sid` VARCHAR(255) PRIMARY KEY, `expires` DATETIME, \
+         `data` TEXT, `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL)"
+    )
+}
+
+/// A SQLite sessions table without `expires`.
+pub fn sqlite_no_expires_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE `{table}` (`sid` VARCHAR(255) PRIMARY KEY, `data` TEXT, \
+         `createdAt` DATETIME NOT NULL, `updatedAt` DATETIME NOT NULL)"
+    )
+}
+
+/// A SQLite sessions table whose `expires` holds integers.
+pub fn sqlite_wrong_expires_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE `{table}` (`sid` VARCHAR(255) PRIMARY KEY, `expires` INTEGER, `data` TEXT)"
+    )
+}

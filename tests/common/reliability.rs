@@ -21,6 +21,21 @@ pub struct RelCtx<B> {
 }
 
 impl<B: Backend + Clone> RelCtx<B> {
+    /// Instances on `backends`, a fresh table name for `test`, raw SQL through the first.
+    pub fn new(
+        backends: Vec<B>,
+        test: &str,
+        raw: impl FnOnce(&B) -> RawSql,
+        quote: fn(&str) -> String,
+    ) -> Self {
+        RelCtx {
+            raw: raw(&backends[0]),
+            backends,
+            table: super::db::unique_table(test),
+            quote,
+        }
+    }
+
     pub async fn store(&self, i: usize) -> Store<ConnectSession<B>> {
         Store::auto_table(self.backends[i % self.backends.len()].clone(), &self.table)
             .await
