@@ -28,10 +28,9 @@ use serde::Deserialize;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = <sequelstore::sqlx::SqlitePool as sequelstore::Connect>::connect(
-        "sqlite://shared.db",
-    )
-    .await?;
+    let pool =
+        <sequelstore::sqlx::SqlitePool as sequelstore::Connect>::connect("sqlite://shared.db")
+            .await?;
     // The table Sequelize makes for the ConnectSession model; made here if Express has not yet.
     let model = match ConnectSession::discover_table(pool.clone(), "ConnectSessions").await {
         Ok(model) => model,
@@ -58,7 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .layer(sessions);
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("axum on http://127.0.0.1:{port}");
     axum::serve(listener, app).await?;
