@@ -346,3 +346,184 @@ async fn mariadb_table_written_with_another_sequelize_timezone() {
         .await
         .unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// One cookie for both: a real express-session app (tests/node/express_server.js) and the
+// ExpressSessionLayer, on one SQLite file.
+
+/// A GET over a plain TCP connection: the status, the `name=value` of a Set-Cookie, the body.
+async fn http_get(port: u16, path: &str, cookie: Option<&str>) -> (u16, Option<String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the Express app listens");
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head[9..12].parse().expect("a status code");
+    let set_cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Set-Cookie: ")
+                .or_else(|| l.strip_prefix("set-cookie: "))
+        })
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+    (status, set_cookie, body.to_owned())
+}
+
+/// A request through the Rust app.
+async fn rust_get(
+    app: &axum::Router,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, Option<String>, String) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::get(path);
+    if let Some(c) = cookie {
+        request = request.header("cookie", c);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        set_cookie,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+fn rust_app(store: Store<ConnectSession<sqlx::SqlitePool>>, secrets: &[&str]) -> axum::Router {
+    use axum::extract::Path;
+    use axum::routing::get;
+    use sequelstore::integration::express::{ExpressSession, ExpressSessionLayer};
+    async fn login(session: ExpressSession, Path(name): Path<String>) -> String {
+        session.regenerate();
+        session.insert("user", &name).unwrap();
+        format!("user:{name}")
+    }
+    async fn whoami(session: ExpressSession) -> String {
+        let user: Option<String> = session.get("user").ok().flatten();
+        format!("user:{}", user.as_deref().unwrap_or("-"))
+    }
+    async fn logout(session: ExpressSession) -> &'static str {
+        session.destroy();
+        "bye"
+    }
+    axum::Router::new()
+        .route("/login/{name}", get(login))
+        .route("/whoami", get(whoami))
+        .route("/logout", get(logout))
+        .layer(ExpressSessionLayer::new(store, secrets[0]).with_secrets(secrets.iter().copied()))
+}
+
+/// The last character of a cookie's signature changed.
+fn tampered(cookie: &str) -> String {
+    let mut c = cookie.to_owned();
+    let last = c.pop().expect("a cookie");
+    c.push(if last == 'A' { 'B' } else { 'A' });
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_cookie_works_on_express_and_on_rust() {
+    let path = db::temp_sqlite_path("node_cookie");
+    let Some(_node) = Node::new(vec![]) else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut express = tokio::process::Command::new("node")
+        .arg("express_server.js")
+        .current_dir(node_dir())
+        .env("TZ", "Pacific/Chatham")
+        .env("DIALECT", "sqlite")
+        .env("STORAGE", &path)
+        .env("PORT", port.to_string())
+        .env("SESSION_SECRETS", "new secret,old secret")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut out = tokio::io::BufReader::new(express.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line),
+    )
+    .await
+    .expect("the Express app starts within 30 s")
+    .unwrap();
+    assert_eq!(line.trim(), "listening");
+
+    let pool = <sqlx::SqlitePool as sequelstore::Connect>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    let store = Store::discover(pool)
+        .await
+        .unwrap()
+        .with_serializer(ExpressJson);
+    let app = rust_app(store, &["new secret", "old secret"]);
+
+    // Signed in on Express: the Rust app knows the user from the same cookie.
+    let (status, ann, body) = http_get(port, "/login/ann", None).await;
+    assert_eq!((status, body.as_str()), (200, "user:ann"));
+    let ann = ann.expect("express-session sets connect.sid");
+    assert!(ann.starts_with("connect.sid=s%3A"), "{ann}");
+    assert_eq!(rust_get(&app, "/whoami", Some(&ann)).await.2, "user:ann");
+
+    // Signed in on Rust: Express knows the user from the layer's cookie.
+    let (_, bob, body) = rust_get(&app, "/login/bob", None).await;
+    assert_eq!(body, "user:bob");
+    let bob = bob.expect("the layer sets connect.sid");
+    assert_eq!(http_get(port, "/whoami", Some(&bob)).await.2, "user:bob");
+
+    // A cookie signed with the old secret still works on both (rotation).
+    let sid = sequelstore::integration::express::unsign_cookie(
+        ann.trim_start_matches("connect.sid="),
+        &["new secret"],
+    )
+    .expect("the Express cookie verifies with the Rust helper");
+    let old = format!(
+        "connect.sid={}",
+        sequelstore::integration::express::sign_cookie(&sid, "old secret")
+    );
+    assert_eq!(http_get(port, "/whoami", Some(&old)).await.2, "user:ann");
+    assert_eq!(rust_get(&app, "/whoami", Some(&old)).await.2, "user:ann");
+
+    // A tampered signature is a fresh session on both sides, not an error.
+    for cookie in [tampered(&ann), tampered(&bob)] {
+        assert_eq!(
+            http_get(port, "/whoami", Some(&cookie)).await,
+            (200, None, "user:-".into())
+        );
+        let (status, _, body) = rust_get(&app, "/whoami", Some(&cookie)).await;
+        assert_eq!((status, body.as_str()), (200, "user:-"));
+    }
+
+    // Signing out on one side signs out on the other.
+    assert_eq!(http_get(port, "/logout", Some(&ann)).await.2, "bye");
+    assert_eq!(rust_get(&app, "/whoami", Some(&ann)).await.2, "user:-");
+    assert_eq!(rust_get(&app, "/logout", Some(&bob)).await.2, "bye");
+    assert_eq!(http_get(port, "/whoami", Some(&bob)).await.2, "user:-");
+}
