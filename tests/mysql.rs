@@ -81,3 +81,25 @@ async fn ids_match_exactly_in_a_case_insensitive_sequelize_table() {
     assert_eq!(store.get("Abc").await.unwrap().unwrap().data, data);
     raw_sqlx(&pool)(drop).await;
 }
+
+/// Sequelize's `data TEXT` holds 64 KiB on MariaDB: a larger session is refused loudly,
+/// never truncated, and the stored one is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_session_fails_loudly_in_a_sequelize_text_column() {
+    let Some((pool, drop)) = db::mysql_isolated("text_limit").await else {
+        return;
+    };
+    raw_sqlx(&pool)(sequelize_ddl("ConnectSessions")).await;
+    let store = sequelstore::Store::discover(pool.clone()).await.unwrap();
+    let small = sequelstore::SessionData::from_iter([("n".to_string(), 1.into())]);
+    store.set("big", &small, None).await.unwrap();
+    let big =
+        sequelstore::SessionData::from_iter([("blob".to_string(), "x".repeat(70_000).into())]);
+    let err = store.set("big", &big, None).await.unwrap_err();
+    assert!(
+        matches!(err, sequelstore::Error::InvalidInput(ref m) if m.contains("65535") && m.contains("MEDIUMTEXT")),
+        "{err}"
+    );
+    assert_eq!(store.get("big").await.unwrap().unwrap().data, small);
+    raw_sqlx(&pool)(drop).await;
+}
