@@ -68,18 +68,18 @@ impl RusqliteConnection {
 }
 
 fn owned(stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<Value>> {
-    Ok(stmt
-        .bound(args)?
-        .into_iter()
-        .map(|arg| match arg {
-            Arg::Null => Value::Null,
-            Arg::Str(s) => Value::Text((*s).to_owned()),
-            Arg::String(s) => Value::Text(s.clone()),
-            Arg::Int(i) => Value::Integer(*i),
-            Arg::Time(t) => Value::Text(sqlite_time_text(*t)),
-            Arg::Naive(n) => Value::Text(sqlite_time_text(n.and_utc())),
+    stmt.bound(args)
+        .map(|arg| {
+            Ok(match arg? {
+                Arg::Null => Value::Null,
+                Arg::Str(s) => Value::Text((*s).to_owned()),
+                Arg::String(s) => Value::Text(s.clone()),
+                Arg::Int(i) => Value::Integer(*i),
+                Arg::Time(t) => Value::Text(sqlite_time_text(*t)),
+                Arg::Naive(n) => Value::Text(sqlite_time_text(n.and_utc())),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Reads a column as text whatever its storage class, as the sqlx backend does.

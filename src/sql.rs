@@ -349,19 +349,20 @@ impl Statement {
     /// The arguments to bind, in placeholder order, picked from `args` by index.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when the statement needs an argument that is not there.
-    pub fn bound<'s, 'a>(&'s self, args: &'s [Arg<'a>]) -> Result<Vec<&'s Arg<'a>>> {
-        self.params
-            .iter()
-            .map(|&i| {
-                args.get(i).ok_or_else(|| {
-                    Error::InvalidInput(format!(
-                        "statement needs argument {i} but {} were given",
-                        args.len()
-                    ))
-                })
+    /// Each item is [`Error::InvalidInput`] when the statement needs an argument that is not
+    /// there.
+    pub fn bound<'s, 'a>(
+        &'s self,
+        args: &'s [Arg<'a>],
+    ) -> impl Iterator<Item = Result<&'s Arg<'a>>> + 's {
+        self.params.iter().map(move |&i| {
+            args.get(i).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "statement needs argument {i} but {} were given",
+                    args.len()
+                ))
             })
-            .collect()
+        })
     }
 }
 

@@ -136,8 +136,8 @@ mod sqlx_sqlite {
         ) -> Query<'q, Sqlite, SqliteArguments> {
             match arg {
                 Arg::Null => query.bind(None::<String>),
-                Arg::Str(s) => query.bind(s.to_string()),
-                Arg::String(s) => query.bind(s.clone()),
+                Arg::Str(s) => query.bind(*s),
+                Arg::String(s) => query.bind(s.as_str()),
                 Arg::Int(i) => query.bind(*i),
                 Arg::Time(t) => query.bind(crate::sql::sqlite_time_text(*t)),
                 Arg::Naive(n) => query.bind(crate::sql::sqlite_time_text(n.and_utc())),

@@ -59,8 +59,8 @@ fn query<'q, DB: SqlxDatabase>(
     args: &[Arg<'_>],
 ) -> Result<Query<'q, DB, DB::Arguments>> {
     let mut query = sqlx::query::<DB>(AssertSqlSafe(stmt.shared_sql()));
-    for arg in stmt.bound(args)? {
-        query = DB::bind(query, arg);
+    for arg in stmt.bound(args) {
+        query = DB::bind(query, arg?);
     }
     Ok(query)
 }
