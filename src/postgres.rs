@@ -9,10 +9,7 @@ use sqlx::postgres::{PgArguments, PgPool, PgQueryResult, PgRow, Postgres};
 use sqlx::query::Query;
 
 use crate::Result;
-use crate::sql::{
-    Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, SweepLock,
-    delete_expired_by_key,
-};
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, SweepLock};
 use crate::sqlx_backend::SqlxDatabase;
 
 /// The PostgreSQL dialect.
@@ -84,11 +81,6 @@ impl Dialect for PostgresDialect {
 
     fn writable_cte(&self) -> bool {
         true
-    }
-
-    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
-        // SKIP LOCKED: instances sweeping at once take disjoint batches instead of waiting.
-        delete_expired_by_key(b, table, now, limit, " FOR UPDATE SKIP LOCKED");
     }
 
     fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
