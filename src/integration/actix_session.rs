@@ -308,7 +308,10 @@ mod tests {
         // flattened with the key replaced.
         let err = Error::InvalidInput(format!("no session {key} here"));
         let shown = format!("{:#}", redacted(err, &key, "ctx"));
-        assert!(!shown.contains(&key) && shown.contains("[session key]"), "{shown}");
+        assert!(
+            !shown.contains(&key) && shown.contains("[session key]"),
+            "{shown}"
+        );
 
         let err = Error::InvalidInput("nothing secret".into());
         let kept = redacted(err, &key, "ctx");
