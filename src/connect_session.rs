@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::model::Capabilities;
-use crate::model::{Created, SessionModel, SessionRow, load_then_touch};
+use crate::model::{Created, SessionModel, SessionRow, delete_expired_in_batches, load_then_touch};
 use crate::sql::{
     Arg, Column, ColumnInfo, Dialect, RawRow, Statement, StatementBuilder, SweepLock,
     validate_identifier,
@@ -69,8 +69,9 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Whether `err` says a row with the same primary key exists.
     fn is_unique_violation(&self, err: &Error) -> bool;
 
-    /// Runs `stmt` on one connection while holding `lock`, and returns how many rows it
-    /// affected, or `None` when another connection holds the lock (nothing was run).
+    /// Runs `stmt` on one connection while holding `lock`, again while a run affects
+    /// `repeat_while` rows or more (`u64::MAX`: once), and returns how many rows the runs
+    /// affected in all, or `None` when another connection holds the lock (nothing was run).
     ///
     /// The default runs `stmt` without locking, for backends that serialize writers anyway.
     ///
@@ -81,9 +82,18 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         lock: &SweepLock,
         stmt: &Statement,
         args: &[Arg<'_>],
+        repeat_while: u64,
     ) -> Result<Option<u64>> {
         let _ = lock;
-        self.execute(stmt, args).await.map(Some)
+        let mut total = 0;
+        loop {
+            let n = self.execute(stmt, args).await?;
+            total += n;
+            if n < repeat_while {
+                return Ok(Some(total));
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -574,6 +584,31 @@ impl<B: Backend> ConnectSession<B> {
     }
 }
 
+impl<B: Backend> ConnectSession<B> {
+    /// Deletes expired rows `limit` at a time, again while a batch deletes `repeat_while` rows
+    /// or more, all under the dialect's sweep lock, taken once.
+    async fn sweep(&self, now: DateTime<Utc>, limit: u32, repeat_while: u64) -> Result<u64> {
+        let args = [
+            Arg::Null,
+            Arg::Null,
+            Arg::Null,
+            self.time(Some(now)),
+            Arg::Int(i64::from(limit)),
+        ];
+        let stmt = &self.stmts.delete_expired;
+        match &self.stmts.sweep_lock {
+            // Another instance is sweeping this table right now: leave it to that one.
+            Some(lock) => Ok(self
+                .backend
+                .execute_locked(lock, stmt, &args, repeat_while)
+                .await?
+                .unwrap_or(0)),
+            None if repeat_while == u64::MAX => self.backend.execute(stmt, &args).await,
+            None => delete_expired_in_batches(self, now, limit).await,
+        }
+    }
+}
+
 fn utc() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero is a valid offset")
 }
@@ -758,23 +793,12 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     }
 
     async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
-        let args = [
-            Arg::Null,
-            Arg::Null,
-            Arg::Null,
-            self.time(Some(now)),
-            Arg::Int(i64::from(limit)),
-        ];
-        let stmt = &self.stmts.delete_expired;
-        match &self.stmts.sweep_lock {
-            // Another instance is sweeping this table right now: leave it to that one.
-            Some(lock) => Ok(self
-                .backend
-                .execute_locked(lock, stmt, &args)
-                .await?
-                .unwrap_or(0)),
-            None => self.backend.execute(stmt, &args).await,
-        }
+        self.sweep(now, limit, u64::MAX).await
+    }
+
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let batch = batch.max(1);
+        self.sweep(now, batch, u64::from(batch)).await
     }
 
     async fn count(&self, now: DateTime<Utc>) -> Result<u64> {

@@ -78,7 +78,10 @@ pub use connect_session::{
 };
 pub use error::{BoxError, Error, Result, redact};
 pub use memory::{Fallback, MemoryModel};
-pub use model::{Capabilities, Created, SessionModel, SessionRow, load_then_touch, touch_is_due};
+pub use model::{
+    Capabilities, Created, SessionModel, SessionRow, delete_expired_in_batches, load_then_touch,
+    touch_is_due,
+};
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlDialect;
 #[cfg(feature = "postgres")]

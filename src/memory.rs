@@ -223,6 +223,10 @@ impl<M: SessionModel> SessionModel for Fallback<M> {
         self.get().delete_expired(now, limit).await
     }
 
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+        self.get().delete_all_expired(now, batch).await
+    }
+
     async fn count(&self, now: DateTime<Utc>) -> Result<u64> {
         self.get().count(now).await
     }

@@ -124,6 +124,28 @@ pub async fn load_then_touch<M: SessionModel + ?Sized>(
     Ok(Some(row))
 }
 
+/// [`SessionModel::delete_all_expired`] for any model: [`SessionModel::delete_expired`] until a
+/// batch comes back short, letting other tasks run in between.
+///
+/// # Errors
+/// The model's error; rows deleted by earlier batches stay deleted.
+pub async fn delete_expired_in_batches<M: SessionModel + ?Sized>(
+    model: &M,
+    now: DateTime<Utc>,
+    batch: u32,
+) -> Result<u64> {
+    let batch = batch.max(1);
+    let mut total = 0;
+    loop {
+        let n = model.delete_expired(now, batch).await?;
+        total += n;
+        if n < u64::from(batch) {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// What [`SessionModel::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -245,6 +267,20 @@ pub trait SessionModel: Send + Sync + 'static {
     /// # Errors
     /// A backend failure.
     async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64>;
+
+    /// Deletes every expired row, in statements of at most `batch` rows each, and returns how
+    /// many went: one sweep. A row made live meanwhile is kept; rows with no expiry are never
+    /// deleted.
+    ///
+    /// The default calls [`delete_expired`](SessionModel::delete_expired) until a batch comes
+    /// back short ([`delete_expired_in_batches`]); a model may do the same with less overhead,
+    /// as `ConnectSession` does by taking its sweep lock once for the whole sweep.
+    ///
+    /// # Errors
+    /// A backend failure; rows deleted by earlier batches stay deleted.
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+        delete_expired_in_batches(self, now, batch).await
+    }
 
     /// The number of live rows.
     ///

@@ -128,6 +128,7 @@ where
         lock: &SweepLock,
         stmt: &Statement,
         args: &[Arg<'_>],
+        repeat_while: u64,
     ) -> Result<Option<u64>> {
         // The lock belongs to a connection: take one from the pool for the whole turn.
         let mut conn = self.acquire().await?;
@@ -137,7 +138,23 @@ where
         if DB::decode_int(&got, 0)? != 1 {
             return Ok(None);
         }
-        let result = query::<DB>(stmt, args)?.execute(&mut *conn).await;
+        let mut result = Ok(0);
+        loop {
+            match query::<DB>(stmt, args)?.execute(&mut *conn).await {
+                Ok(done) => {
+                    let n = DB::rows_affected(&done);
+                    result = result.map(|total| total + n);
+                    if n < repeat_while {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
         let released = sqlx::query::<DB>(AssertSqlSafe(lock.release.clone()))
             .execute(&mut *conn)
             .await;
@@ -146,7 +163,7 @@ where
             tracing::warn!(error = %err, "could not give back the sweep lock; closing its connection");
             let _ = conn.close().await;
         }
-        Ok(Some(DB::rows_affected(&result?)))
+        Ok(Some(result?))
     }
 }
 

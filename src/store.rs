@@ -516,7 +516,9 @@ impl<M: SessionModel> Store<M> {
     /// # Errors
     /// The model's error; rows deleted by earlier batches stay deleted.
     pub async fn remove_expired(&self) -> Result<u64> {
-        sweep(&*self.model, self.now(), self.cleanup_batch).await
+        self.model
+            .delete_all_expired(self.now(), self.cleanup_batch)
+            .await
     }
 
     fn encode(
@@ -613,20 +615,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Deletes expired rows in batches until a batch comes back short.
-async fn sweep<M: SessionModel + ?Sized>(model: &M, now: DateTime<Utc>, batch: u32) -> Result<u64> {
-    let mut total = 0;
-    loop {
-        let n = model.delete_expired(now, batch).await?;
-        total += n;
-        if n < u64::from(batch) {
-            return Ok(total);
-        }
-        // Let other work on this runtime in between batches of a long sweep.
-        tokio::task::yield_now().await;
-    }
-}
-
 async fn run_sweeper<M: SessionModel>(
     model: Weak<M>,
     clock: Arc<dyn Clock>,
@@ -639,7 +627,10 @@ async fn run_sweeper<M: SessionModel>(
     loop {
         tokio::time::sleep(delay).await;
         let Some(model) = model.upgrade() else { return };
-        match sweep(&*model, to_millis(clock.now()), batch).await {
+        match model
+            .delete_all_expired(to_millis(clock.now()), batch)
+            .await
+        {
             Ok(0) => tracing::trace!("session cleanup: nothing expired"),
             Ok(n) => tracing::debug!(removed = n, "session cleanup"),
             Err(err) => {
@@ -823,7 +814,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn remove_expired_loops_until_a_short_batch() {
+    async fn remove_expired_is_one_sweep_in_the_stores_batches() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_delete_all_expired()
+            .withf(|now, batch| *now == t0() && *batch == 10)
+            .times(1)
+            .returning(|_, _| Ok(23));
+        let store = quiet(mock).with_cleanup_batch(10);
+        assert_eq!(store.remove_expired().await.unwrap(), 23);
+    }
+
+    #[tokio::test]
+    async fn batches_are_deleted_until_one_comes_back_short() {
         let mut mock = MockSessionModel::new();
         let calls = Arc::new(AtomicU32::new(0));
         let seen = Arc::clone(&calls);
@@ -833,8 +835,8 @@ mod tests {
                 let n = seen.fetch_add(1, Ordering::SeqCst);
                 Ok(if n < 2 { 10 } else { 3 })
             });
-        let store = quiet(mock).with_cleanup_batch(10);
-        assert_eq!(store.remove_expired().await.unwrap(), 23);
+        let removed = crate::model::delete_expired_in_batches(&mock, t0(), 10).await;
+        assert_eq!(removed.unwrap(), 23);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
@@ -842,7 +844,7 @@ mod tests {
         let mut mock = MockSessionModel::new();
         let calls = Arc::new(AtomicU32::new(0));
         let seen = Arc::clone(&calls);
-        mock.expect_delete_expired().returning(move |_, _| {
+        mock.expect_delete_all_expired().returning(move |_, _| {
             let n = seen.fetch_add(1, Ordering::SeqCst);
             if n < fail_first {
                 Err(Error::backend("database is down"))

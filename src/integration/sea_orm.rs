@@ -205,7 +205,8 @@ impl Backend for SeaOrmBackend {
         lock: &SweepLock,
         stmt: &Statement,
         args: &[Arg<'_>],
+        repeat_while: u64,
     ) -> Result<Option<u64>> {
-        on_pool!(self, pool => Backend::execute_locked(pool, lock, stmt, args).await)
+        on_pool!(self, pool => Backend::execute_locked(pool, lock, stmt, args, repeat_while).await)
     }
 }

@@ -156,6 +156,7 @@ macro_rules! conformance_tests {
             touch_throttle_is_part_of_the_update,
             destroy_reports_whether_there_was_a_row,
             delete_expired_works_in_bounded_batches,
+            delete_all_expired_is_one_whole_sweep,
             count_and_list_see_live_rows_only,
             clear_removes_everything,
             data_round_trips_exactly,
@@ -703,4 +704,23 @@ pub async fn load_and_touch_slides_in_one_call<M: SessionModel>(ctx: &Ctx<M>) {
     }
     assert_eq!(load(ctx, "old", t0()).await, None, "not revived");
     assert_eq!(m.count(t0()).await.unwrap(), 1);
+}
+
+/// One sweep in small batches removes every expired row and no other.
+pub async fn delete_all_expired_is_one_whole_sweep<M: SessionModel>(ctx: &Ctx<M>) {
+    for i in 0..25 {
+        let r = row(&format!("exp{i}"), "{}", t0() - secs(i + 1));
+        ctx.model.save(&r, t0() - secs(100)).await.unwrap();
+    }
+    for i in 0..3 {
+        let r = row(&format!("live{i}"), "{}", t0() + secs(i + 1));
+        ctx.model.save(&r, t0()).await.unwrap();
+    }
+    ctx.model
+        .save(&SessionRow::new("forever", "{}", None), t0())
+        .await
+        .unwrap();
+    assert_eq!(ctx.model.delete_all_expired(t0(), 10).await.unwrap(), 25);
+    assert_eq!(ctx.model.delete_all_expired(t0(), 10).await.unwrap(), 0);
+    assert_eq!(ctx.model.count(t0() - secs(1000)).await.unwrap(), 4);
 }
