@@ -322,14 +322,16 @@ impl<M: SessionModel> Store<M> {
     }
 
     /// The expiry a session written now gets: `expires` when given (the cookie's wins),
-    /// otherwise now + ttl.
+    /// otherwise now + ttl; never later than [`LATEST`].
     pub fn expiry(&self, expires: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        self.expiry_at(self.now(), expires)
+    }
+
+    /// [`Store::expiry`] for a write at `now`, so that one call reads the clock once.
+    fn expiry_at(&self, now: DateTime<Utc>, expires: Option<DateTime<Utc>>) -> DateTime<Utc> {
         match expires {
-            Some(t) => to_millis(t),
-            None => self
-                .now()
-                .checked_add_signed(delta(self.ttl))
-                .map_or(LATEST, |t| t.min(LATEST)),
+            Some(t) => to_millis(t).min(LATEST),
+            None => later_by(now, delta(self.ttl)),
         }
     }
 
@@ -361,7 +363,7 @@ impl<M: SessionModel> Store<M> {
         self.ensure_sweeper();
         check_sid(sid)?;
         let now = self.now();
-        let expires = self.expiry(expires);
+        let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(expires);
         match self
             .model
@@ -392,8 +394,9 @@ impl<M: SessionModel> Store<M> {
         data: &SessionData,
         expires: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let row = self.encode(sid, data, expires)?;
-        self.model.save(&row, self.now()).await
+        let now = self.now();
+        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        self.model.save(&row, now).await
     }
 
     /// Inserts session `sid` as new; an existing id is reported, never overwritten.
@@ -406,8 +409,9 @@ impl<M: SessionModel> Store<M> {
         data: &SessionData,
         expires: Option<DateTime<Utc>>,
     ) -> Result<Created> {
-        let row = self.encode(sid, data, expires)?;
-        self.model.create(&row, self.now()).await
+        let now = self.now();
+        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        self.model.create(&row, now).await
     }
 
     /// Replaces live session `sid` and returns whether there was one: a session destroyed or
@@ -421,8 +425,9 @@ impl<M: SessionModel> Store<M> {
         data: &SessionData,
         expires: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        let row = self.encode(sid, data, expires)?;
-        self.model.update(&row, self.now()).await
+        let now = self.now();
+        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        self.model.update(&row, now).await
     }
 
     /// Writes `session` back only if the stored version is still `session.version`
@@ -435,7 +440,8 @@ impl<M: SessionModel> Store<M> {
     /// # Errors
     /// [`Error::Conflict`], and as [`Store::set`].
     pub async fn update_session(&self, session: &Session) -> Result<bool> {
-        let mut row = self.encode(&session.id, &session.data, session.expires)?;
+        let expires = self.expiry(session.expires);
+        let mut row = self.encode(&session.id, &session.data, expires)?;
         row.version = session.version;
         let mut attempts = 0;
         loop {
@@ -449,7 +455,7 @@ impl<M: SessionModel> Store<M> {
                     };
                     let merge = self.merge.as_deref().expect("checked in the match guard");
                     let merged = merge(&stored.data, &session.data);
-                    row = self.encode(&session.id, &merged, session.expires)?;
+                    row = self.encode(&session.id, &merged, expires)?;
                     row.version = stored.version;
                 }
                 other => return other,
@@ -467,7 +473,7 @@ impl<M: SessionModel> Store<M> {
         self.ensure_sweeper();
         check_sid(sid)?;
         let now = self.now();
-        let expires = self.expiry(expires);
+        let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(expires);
         self.model.touch(sid, expires, now, only_if_before).await
     }
@@ -521,15 +527,10 @@ impl<M: SessionModel> Store<M> {
             .await
     }
 
-    fn encode(
-        &self,
-        sid: &str,
-        data: &SessionData,
-        expires: Option<DateTime<Utc>>,
-    ) -> Result<SessionRow> {
+    /// The row for session `sid`, serialized for a row that expires at `expires`.
+    fn encode(&self, sid: &str, data: &SessionData, expires: DateTime<Utc>) -> Result<SessionRow> {
         self.ensure_sweeper();
         check_sid(sid)?;
-        let expires = self.expiry(expires);
         let text = self
             .serializer
             .serialize(data, Some(expires))
@@ -666,7 +667,14 @@ fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
 }
 
-fn delta(d: Duration) -> TimeDelta {
+/// `now + delta`, never later than [`LATEST`] (nor past the end of chrono's range).
+pub(crate) fn later_by(now: DateTime<Utc>, delta: TimeDelta) -> DateTime<Utc> {
+    now.checked_add_signed(delta)
+        .map_or(LATEST, |t| t.min(LATEST))
+}
+
+/// A `std` duration as chrono's, saturating.
+pub(crate) fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 

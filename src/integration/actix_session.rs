@@ -248,8 +248,6 @@ fn to_state(data: SessionData) -> SessionState {
 /// `now + ttl`: `now` itself (already expired) for a ttl of zero or less, and at most the last
 /// millisecond of the year 9999, which every backend's time column can hold.
 fn expiry_after(now: DateTime<Utc>, ttl: &Duration) -> DateTime<Utc> {
-    let latest = DateTime::<Utc>::from_timestamp_millis(253_402_300_799_999)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if !ttl.is_positive() {
         return now;
     }
@@ -257,8 +255,7 @@ fn expiry_after(now: DateTime<Utc>, ttl: &Duration) -> DateTime<Utc> {
         .ok()
         .and_then(TimeDelta::try_milliseconds)
         .unwrap_or(TimeDelta::MAX);
-    now.checked_add_signed(delta)
-        .map_or(latest, |t| t.min(latest))
+    crate::store::later_by(now, delta)
 }
 
 #[cfg(test)]

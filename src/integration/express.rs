@@ -89,7 +89,7 @@ use std::time::Duration;
 use axum_core::extract::FromRequestParts;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use serde::Serialize;
@@ -100,7 +100,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::serializer::ExpressJson;
-use crate::{Created, Error, LATEST, Result, SessionData, SessionModel, Store};
+use crate::{Created, Error, Result, SessionData, SessionModel, Store};
 
 /// express-session's cookie name unless told otherwise.
 pub const DEFAULT_COOKIE_NAME: &str = "connect.sid";
@@ -336,12 +336,9 @@ impl Config {
     /// The expiry of a row written now: now + max-age when the cookie has one, else the
     /// store's ttl.
     fn row_expiry<M: SessionModel>(&self, store: &Store<M>) -> DateTime<Utc> {
-        let by_cookie = self.max_age.map(|age| {
-            TimeDelta::from_std(age)
-                .ok()
-                .and_then(|age| store.now().checked_add_signed(age))
-                .map_or(LATEST, |t| t.min(LATEST))
-        });
+        let by_cookie = self
+            .max_age
+            .map(|age| crate::store::later_by(store.now(), crate::store::delta(age)));
         store.expiry(by_cookie)
     }
 
