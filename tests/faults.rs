@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::db;
 use sequelstore::{Error, RusqliteConnection, SessionData, SessionModel, Store};
 use sqlx::postgres::PgPoolOptions;
@@ -201,13 +201,20 @@ async fn postgres_restart_under_a_store() {
     // The cleanup task lived through the outage and still removes expired rows.
     let past = Utc::now() - TimeDelta::minutes(1);
     store.set("old", &data(0), Some(past)).await.unwrap();
+    cleanup_removes(&store, "old", past).await;
+}
+
+/// Waits (10 s at most) until the store's cleanup task has deleted `sid`, which expired at
+/// `expired`: the row is gone, not only filtered out.
+async fn cleanup_removes<M: SessionModel>(store: &Store<M>, sid: &str, expired: DateTime<Utc>) {
     eventually(
         "the cleanup task removing a row",
         Duration::from_secs(10),
         || async {
+            let long_before = expired - TimeDelta::hours(1);
             store
                 .model()
-                .load("old", past - TimeDelta::hours(1))
+                .load(sid, long_before)
                 .await
                 .unwrap()
                 .is_none()
@@ -266,19 +273,7 @@ async fn locked_file_is_a_typed_error_and_passes<M: SessionModel>(store: Store<M
     holder.join().unwrap();
 
     store.set("after", &data(3), None).await.unwrap();
-    eventually(
-        "the cleanup task removing a row",
-        Duration::from_secs(10),
-        || async {
-            store
-                .model()
-                .load("old", past - TimeDelta::hours(1))
-                .await
-                .unwrap()
-                .is_none()
-        },
-    )
-    .await;
+    cleanup_removes(&store, "old", past).await;
     assert_eq!(
         store.get("during").await.unwrap(),
         None,
