@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::model::Capabilities;
 use crate::model::{Created, SessionModel, SessionRow, delete_expired_in_batches, load_then_touch};
@@ -317,6 +318,9 @@ pub struct ConnectSession<B> {
     table: Table,
     offset: FixedOffset,
     stmts: Arc<Statements>,
+    /// Where the database lets one writer in at a time (SQLite), this model's writes queue
+    /// here, in the process, instead of at the database's lock; shared by its clones.
+    writer: Option<Arc<Mutex<()>>>,
 }
 
 impl<B: Backend> fmt::Debug for ConnectSession<B> {
@@ -336,6 +340,7 @@ impl<B: Backend + Clone> Clone for ConnectSession<B> {
             table: self.table.clone(),
             offset: self.offset,
             stmts: Arc::clone(&self.stmts),
+            writer: self.writer.clone(),
         }
     }
 }
@@ -506,11 +511,30 @@ impl<B: Backend> ConnectSession<B> {
 
     fn over(backend: B, table: Table, offset: FixedOffset) -> Self {
         let stmts = Arc::new(Statements::new(backend.dialect(), &table));
+        let writer = backend
+            .dialect()
+            .single_writer()
+            .then(|| Arc::new(Mutex::new(())));
         ConnectSession {
             backend,
             table,
             offset,
             stmts,
+            writer,
+        }
+    }
+
+    /// Waits for this model's turn to write, where the database takes one writer at a time.
+    ///
+    /// A writer that finds SQLite's write lock taken sleeps in the busy handler (1 ms, then 2,
+    /// 5, 10 ... up to 100 ms) and tries again; with many tasks writing through one pool those
+    /// sleeps, not the writes, set the pace. Queued here, each write starts as the one before
+    /// it ends. Writers in other processes, or through other models, still meet at the
+    /// database's lock and its busy timeout.
+    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
         }
     }
 
@@ -603,7 +627,10 @@ impl<B: Backend> ConnectSession<B> {
                 .execute_locked(lock, stmt, &args, repeat_while)
                 .await?
                 .unwrap_or(0)),
-            None if repeat_while == u64::MAX => self.backend.execute(stmt, &args).await,
+            None if repeat_while == u64::MAX => {
+                let _turn = self.write_turn().await;
+                self.backend.execute(stmt, &args).await
+            }
             None => delete_expired_in_batches(self, now, limit).await,
         }
     }
@@ -699,6 +726,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
         let args = self.row_args(row, now)?;
+        let _turn = self.write_turn().await;
         match self.backend.execute(&self.stmts.create, &args).await {
             Ok(0) => Ok(Created::AlreadyExists),
             Ok(_) => Ok(Created::Inserted),
@@ -709,12 +737,14 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
         let args = self.row_args(row, now)?;
+        let _turn = self.write_turn().await;
         self.backend.execute(&self.stmts.save, &args).await?;
         Ok(())
     }
 
     async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
         let args = self.row_args(row, now)?;
+        let turn = self.write_turn().await;
         let (Some(expected), true) = (row.version, self.table.has_version) else {
             return Ok(self.backend.execute(&self.stmts.update, &args).await? > 0);
         };
@@ -726,6 +756,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
         {
             return Ok(true);
         }
+        drop(turn);
         // Nothing changed: either there is no live row, or another version is stored. Only
         // this rare path pays a second round trip to tell which.
         match self.load(&row.sid, now).await? {
@@ -756,6 +787,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             self.time(Some(now)),
             limit,
         ];
+        let _turn = self.write_turn().await;
         Ok(self.backend.execute(stmt, &args).await? > 0)
     }
 
@@ -780,11 +812,14 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             self.time(Some(now)),
             self.time(only_if_before),
         ];
+        let turn = self.write_turn().await;
         let rows = self.backend.fetch_rows(stmt, &args).await?;
+        drop(turn);
         rows.into_iter().next().map(|r| self.decode(r)).transpose()
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {
+        let _turn = self.write_turn().await;
         Ok(self
             .backend
             .execute(&self.stmts.destroy, &[Arg::Str(sid)])
@@ -814,6 +849,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     }
 
     async fn clear(&self) -> Result<u64> {
+        let _turn = self.write_turn().await;
         self.backend.execute(&self.stmts.clear, &[]).await
     }
 }

@@ -283,6 +283,12 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         b.push(&format!("{sid} = ")).arg(arg);
     }
 
+    /// Whether the database lets one writer in at a time, so that a model queues its writes
+    /// in the process rather than at the database's lock.
+    fn single_writer(&self) -> bool {
+        false
+    }
+
     /// Whether `UPDATE ... RETURNING` returns the updated rows.
     fn update_returning(&self) -> bool {
         false

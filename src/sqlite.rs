@@ -81,6 +81,10 @@ impl Dialect for SqliteDialect {
         None
     }
 
+    fn single_writer(&self) -> bool {
+        true
+    }
+
     fn update_returning(&self) -> bool {
         true
     }
