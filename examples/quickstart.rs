@@ -2,7 +2,7 @@
 //!
 //! Run with: `cargo run --example quickstart`
 //!
-//! It creates `quickstart.db` in the current folder (the `ConnectSession` table and its index),
+//! It creates `quickstart.db` in the current folder (the `ConnectSession` table),
 //! writes a session, reads it back, slides its expiry, lists and counts the live sessions,
 //! and destroys it. Run it twice: the file is reused, not recreated.
 

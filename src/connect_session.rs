@@ -118,6 +118,8 @@ struct Table {
     has_updated_at: bool,
     has_version: bool,
     data_max: Option<usize>,
+    /// Whether expired rows are swept by `rowid` (SQLite tables that have one).
+    sweep_by_rowid: bool,
 }
 
 /// The statements of one table, written once when the model is made.
@@ -138,6 +140,20 @@ struct Statements {
     list: Statement,
     clear: Statement,
     sweep_lock: Option<SweepLock>,
+    rowid_sweep: Option<RowidSweep>,
+}
+
+/// A sweep that walks a SQLite table in `rowid` order, a batch at a time, so that it needs no
+/// index on `expires` and never scans a row twice.
+#[derive(Debug)]
+struct RowidSweep {
+    /// The `rowid` of the expired row after the next `LIMIT` ones past `AFTER`, or `AFTER`
+    /// itself when no more than `LIMIT` are left.
+    next: Statement,
+    /// Deletes the expired rows with a `rowid` after `AFTER` and before `UPTO`.
+    range: Statement,
+    /// Deletes the expired rows with a `rowid` after `AFTER`: the last, partial batch.
+    tail: Statement,
 }
 
 // Argument indexes shared by the statements below.
@@ -147,6 +163,9 @@ const EXPIRES: usize = 2;
 const NOW: usize = 3;
 const LIMIT: usize = 4;
 const VERSION: usize = 5;
+const AFTER: usize = 6;
+const SKIP: usize = 7;
+const UPTO: usize = 8;
 
 impl Statements {
     fn new(d: &dyn Dialect, t: &Table) -> Self {
@@ -284,6 +303,37 @@ impl Statements {
         d.sid_equals(&mut destroy, &sid, SID);
         let mut delete_expired = StatementBuilder::new(d);
         d.delete_expired(&mut delete_expired, &t.name, NOW, LIMIT);
+        // `+expires` keeps SQLite from answering by an `expires` index (made by an earlier
+        // version, or by hand): the walk goes by `rowid`, so each row is read once per sweep.
+        let rowid_sweep = t.sweep_by_rowid.then(|| {
+            let mut next = plain(format!(
+                "SELECT coalesce((SELECT rowid FROM {table} WHERE rowid > "
+            ));
+            next.arg(AFTER)
+                .push(&format!(" AND +{expires} <= "))
+                .arg(NOW)
+                .push(" ORDER BY rowid LIMIT 1 OFFSET ")
+                .arg(SKIP)
+                .push("), ")
+                .arg(AFTER)
+                .push(")");
+            let mut range = plain(format!("DELETE FROM {table} WHERE rowid > "));
+            range
+                .arg(AFTER)
+                .push(" AND rowid < ")
+                .arg(UPTO)
+                .push(&format!(" AND +{expires} <= "))
+                .arg(NOW);
+            let mut tail = plain(format!("DELETE FROM {table} WHERE rowid > "));
+            tail.arg(AFTER)
+                .push(&format!(" AND +{expires} <= "))
+                .arg(NOW);
+            RowidSweep {
+                next: next.build(),
+                range: range.build(),
+                tail: tail.build(),
+            }
+        });
         let mut count = plain(format!("SELECT COUNT(*) FROM {table} WHERE "));
         count.push(&live).arg(NOW).push(")");
 
@@ -303,6 +353,7 @@ impl Statements {
             list: select(false),
             clear: plain(format!("DELETE FROM {table}")).build(),
             sweep_lock: d.sweep_lock(&t.name),
+            rowid_sweep,
         }
     }
 }
@@ -444,6 +495,24 @@ impl<B: Backend> TableOptions<B> {
         }
     }
 
+    /// Whether `table` has a `rowid`: SQLite tables do unless made `WITHOUT ROWID`, where
+    /// selecting it fails. Any failure means no, and the sweep goes by `sid` instead.
+    async fn has_rowid(&self, table: &str) -> bool {
+        let probe = format!(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM {} LIMIT 0)",
+            self.backend.dialect().quote(table)
+        );
+        let mut b = StatementBuilder::new(self.backend.dialect());
+        b.push(&probe);
+        match self.backend.fetch_count(&b.build(), &[]).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::debug!(table, error = %err, "no rowid; sweeping by sid");
+                false
+            }
+        }
+    }
+
     async fn discover_among(self, names: &[&str]) -> Result<ConnectSession<B>> {
         let d = self.backend.dialect();
         for name in names {
@@ -452,7 +521,8 @@ impl<B: Backend> TableOptions<B> {
             if columns.is_empty() {
                 continue;
             }
-            let table = inspect(d, name, &columns, self.versioned)?;
+            let mut table = inspect(d, name, &columns, self.versioned)?;
+            table.sweep_by_rowid = d.sweeps_by_rowid() && self.has_rowid(name).await;
             return Ok(ConnectSession::over(self.backend, table, self.offset));
         }
         let ddl = d.create_table(names[0], Column::table_columns(self.versioned));
@@ -612,6 +682,9 @@ impl<B: Backend> ConnectSession<B> {
     /// Deletes expired rows `limit` at a time, again while a batch deletes `repeat_while` rows
     /// or more, all under the dialect's sweep lock, taken once.
     async fn sweep(&self, now: DateTime<Utc>, limit: u32, repeat_while: u64) -> Result<u64> {
+        if let Some(walk) = &self.stmts.rowid_sweep {
+            return self.sweep_by_rowid(walk, now, limit, repeat_while).await;
+        }
         let args = [
             Arg::Null,
             Arg::Null,
@@ -632,6 +705,56 @@ impl<B: Backend> ConnectSession<B> {
                 self.backend.execute(stmt, &args).await
             }
             None => delete_expired_in_batches(self, now, limit).await,
+        }
+    }
+}
+
+impl<B: Backend> ConnectSession<B> {
+    /// [`ConnectSession::sweep`] walking the table by `rowid`: each batch finds the expired row
+    /// that comes after the next `limit` (a read, beside other readers), then deletes the
+    /// expired rows before it in one write whose `rowid` range bounds how long it holds the
+    /// write lock. When there is no such row, one last write deletes the rest and the sweep
+    /// ends: a sweep of up to `limit` rows is one read and one write.
+    async fn sweep_by_rowid(
+        &self,
+        walk: &RowidSweep,
+        now: DateTime<Utc>,
+        limit: u32,
+        repeat_while: u64,
+    ) -> Result<u64> {
+        let mut args = [
+            Arg::Null,
+            Arg::Null,
+            Arg::Null,
+            self.time(Some(now)),
+            Arg::Null,
+            Arg::Null,
+            Arg::Null,
+            Arg::Int(i64::from(limit.max(1))),
+            Arg::Null,
+        ];
+        let mut total = 0;
+        let mut after = i64::MIN;
+        loop {
+            args[AFTER] = Arg::Int(after);
+            let upto = self.backend.fetch_count(&walk.next, &args).await?;
+            if upto == after {
+                // No more than `limit` expired rows are left: delete them and stop.
+                let _turn = self.write_turn().await;
+                return Ok(total + self.backend.execute(&walk.tail, &args).await?);
+            }
+            args[UPTO] = Arg::Int(upto);
+            let turn = self.write_turn().await;
+            let n = self.backend.execute(&walk.range, &args).await?;
+            drop(turn);
+            total += n;
+            if repeat_while == u64::MAX {
+                return Ok(total);
+            }
+            // The row at `upto` starts the next batch; `upto` is more than `limit` past
+            // `after`, so every turn moves on.
+            after = upto - 1;
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -709,6 +832,7 @@ fn inspect(
         has_updated_at: find(Column::UpdatedAt).is_some(),
         has_version: find(Column::Version).is_some(),
         data_max,
+        sweep_by_rowid: false,
     })
 }
 

@@ -32,7 +32,7 @@
 //!
 //! # Three ways in
 //!
-//! - [`Store::auto`] creates the table and its `expires` index when missing.
+//! - [`Store::auto`] creates the table (and, except on SQLite, its `expires` index) when missing.
 //! - [`Store::discover`] finds an existing `ConnectSession` or `ConnectSessions` table (as
 //!   Sequelize made it) and checks its columns; errors name the column and the SQL that fixes it.
 //! - [`Store::with_model`] takes any [`SessionModel`] of yours.

@@ -222,23 +222,38 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// The column definition used by `CREATE TABLE` and in fixes (`"expires" TIMESTAMPTZ`).
     fn column_ddl(&self, column: Column) -> String;
 
-    /// The statements that create the table with `columns` and its `expires` index when they
-    /// are missing. Defaults to `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`.
+    /// The statements that create the table with `columns`, and its `expires` index where
+    /// [`Dialect::index_expires`] says so, when they are missing. Defaults to
+    /// `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`.
     fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
         let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} ({})",
-                self.quote(table),
-                columns.join(", ")
-            ),
-            format!(
+        let mut ddl = vec![format!(
+            "CREATE TABLE IF NOT EXISTS {} ({})",
+            self.quote(table),
+            columns.join(", ")
+        )];
+        if self.index_expires() {
+            ddl.push(format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
                 self.quote(&format!("{table}_expires_idx")),
                 self.quote(table),
                 self.quote(Column::Expires.name())
-            ),
-        ]
+            ));
+        }
+        ddl
+    }
+
+    /// Whether a table made here gets an index on `expires`, so that a sweep finds expired
+    /// rows without reading the others. Every touch and update then moves the row's entry in
+    /// it. Defaults to yes.
+    fn index_expires(&self) -> bool {
+        true
+    }
+
+    /// Whether sweeps walk the table by `rowid` (SQLite) where the table has one, instead of
+    /// finding expired rows through an index on `expires`.
+    fn sweeps_by_rowid(&self) -> bool {
+        false
     }
 
     /// Why a column of `column`'s role cannot be used with this type, or `None` if it can.

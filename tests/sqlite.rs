@@ -48,3 +48,93 @@ async fn make_rel(test: &str) -> Option<RelCtx<SqlitePool>> {
 }
 
 backend_suites!(SqlitePool, make_with, make_schema, make_rel);
+
+/// Inserts `n` rows named `{prefix}{i}`, expired an hour ago or live for a day.
+async fn insert_rows(pool: &SqlitePool, table: &str, prefix: &str, n: usize, expired: bool) {
+    let expires = match expired {
+        true => HOUR_AGO,
+        false => "strftime('%Y-%m-%d %H:%M:%f +00:00', 'now', '+1 day')",
+    };
+    let sql = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {n}) \
+         INSERT INTO \"{table}\" (sid, data, expires, createdAt, updatedAt) \
+         SELECT '{prefix}' || i, '{{}}', {expires}, {expires}, {expires} FROM n"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn rows_left(pool: &SqlitePool, table: &str) -> (i64, i64) {
+    let sql =
+        format!("SELECT COUNT(*), COUNT(CASE WHEN sid LIKE 'live%' THEN 1 END) FROM \"{table}\"");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Live rows before, between and after runs of expired ones: a batch stops at its `limit`th
+/// expired row, the next starts after it, and no live row goes.
+async fn sweep_walks_the_table(pool: SqlitePool, table: &str) {
+    use sequelstore::SessionModel;
+    let model = ConnectSession::discover_table(pool.clone(), table)
+        .await
+        .unwrap();
+    insert_rows(&pool, table, "live-a", 300, false).await;
+    insert_rows(&pool, table, "old-a", 1000, true).await;
+    insert_rows(&pool, table, "live-b", 200, false).await;
+    insert_rows(&pool, table, "old-b", 1500, true).await;
+    insert_rows(&pool, table, "live-c", 7, false).await;
+    let now = chrono::Utc::now();
+
+    assert_eq!(model.delete_expired(now, 400).await.unwrap(), 400);
+    assert_eq!(rows_left(&pool, table).await, (3007 - 400, 507));
+    assert_eq!(model.delete_all_expired(now, 1000).await.unwrap(), 2100);
+    assert_eq!(rows_left(&pool, table).await, (507, 507));
+    assert_eq!(model.delete_all_expired(now, 1000).await.unwrap(), 0);
+    assert_eq!(model.count(now).await.unwrap(), 507);
+}
+
+#[tokio::test]
+async fn auto_makes_no_expires_index_and_sweeps_by_rowid() {
+    let pool = db::sqlite("auto_makes_no_expires_index").await;
+    ConnectSession::auto_table(pool.clone(), "sessions")
+        .await
+        .unwrap();
+    let indexes: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM pragma_index_list('sessions') WHERE origin = 'c'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(indexes, vec![], "auto made an index of its own on SQLite");
+    sweep_walks_the_table(pool, "sessions").await;
+}
+
+#[tokio::test]
+async fn a_table_with_an_expires_index_sweeps_the_same() {
+    let pool = db::sqlite("expires_index_sweeps_the_same").await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{}; CREATE INDEX \"sessions_expires_idx\" ON \"sessions\" (\"expires\")",
+        db::sqlite_sequelize_ddl("sessions")
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sweep_walks_the_table(pool, "sessions").await;
+}
+
+#[tokio::test]
+async fn a_without_rowid_table_is_swept_by_sid() {
+    let pool = db::sqlite("without_rowid_swept_by_sid").await;
+    sqlx::raw_sql(
+        "CREATE TABLE \"sessions\" (\"sid\" VARCHAR(255) NOT NULL PRIMARY KEY, \
+         \"expires\" DATETIME, \"data\" TEXT, \"createdAt\" DATETIME NOT NULL, \
+         \"updatedAt\" DATETIME NOT NULL) WITHOUT ROWID",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sweep_walks_the_table(pool, "sessions").await;
+}
