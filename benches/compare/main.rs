@@ -180,13 +180,26 @@ async fn run_on<B: Backend + Clone>(
 ) -> Res<()> {
     // Every store's table is made by sequelstore's DDL, so all have the same shape and index.
     let model = ConnectSession::auto_table(pool.clone(), table).await?;
+    let settle = (pool.dialect().name() == "SQLite").then(|| {
+        let pool = pool.clone();
+        Box::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                pool.run_ddl("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+                Ok(())
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = Res<()>> + Send>>
+        }) as workload::Settle
+    });
     match (args.store.as_str(), args.api.as_str()) {
-        ("floor", _) => workload::run_and_report(Floor::new(floor_pool(pool), table), args).await,
+        ("floor", _) => {
+            let floor = Floor::new(floor_pool(pool), table);
+            workload::run_and_report(floor, args, settle).await
+        }
         ("sequelstore", "native") => {
-            workload::run_and_report(Native(quiet_store(model)), args).await
+            workload::run_and_report(Native(quiet_store(model)), args, settle).await
         }
         ("sequelstore", "tower-sessions") => {
-            workload::run_and_report(Tower(quiet_store(model)), args).await
+            workload::run_and_report(Tower(quiet_store(model)), args, settle).await
         }
         (store, api) => Err(format!("unknown store/api {store}/{api}").into()),
     }

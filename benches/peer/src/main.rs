@@ -124,7 +124,17 @@ async fn run(mut args: Args) -> Res<()> {
                 .await?;
             let store = SqliteStore::new(pool.clone()).with_table_name(format!("peer_{pid}"))?;
             store.migrate().await?;
-            let result = workload::run_and_report(Peer(store), &args).await;
+            let settle_pool = pool.clone();
+            let settle: workload::Settle = Box::new(move || {
+                let pool = settle_pool.clone();
+                Box::pin(async move {
+                    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .execute(&pool)
+                        .await?;
+                    Ok(())
+                })
+            });
+            let result = workload::run_and_report(Peer(store), &args, Some(settle)).await;
             pool.close().await;
             workload::remove_sqlite(&path);
             result
@@ -139,7 +149,7 @@ async fn run(mut args: Args) -> Res<()> {
                 .with_schema_name(&schema)?
                 .with_table_name("session")?;
             store.migrate().await?;
-            let result = workload::run_and_report(Peer(store), &args).await;
+            let result = workload::run_and_report(Peer(store), &args, None).await;
             sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
                 .execute(&pool)
                 .await?;
@@ -156,7 +166,7 @@ async fn run(mut args: Args) -> Res<()> {
                 .with_schema_name(&schema)?
                 .with_table_name("session")?;
             store.migrate().await?;
-            let result = workload::run_and_report(Peer(store), &args).await;
+            let result = workload::run_and_report(Peer(store), &args, None).await;
             sqlx::query(&format!("DROP DATABASE `{schema}`"))
                 .execute(&pool)
                 .await?;
