@@ -9,7 +9,7 @@ use sqlx::postgres::{PgArguments, PgPool, PgQueryResult, PgRow, Postgres};
 use sqlx::query::Query;
 
 use crate::Result;
-use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, SweepLock};
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, SweepLock};
 use crate::sqlx_backend::SqlxDatabase;
 
 /// The PostgreSQL dialect.
@@ -93,6 +93,23 @@ impl Dialect for PostgresDialect {
             ),
             release: format!("SELECT pg_advisory_unlock({key})"),
         })
+    }
+
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
+        // The batch's rows are found through the `expires` index and deleted by their address
+        // (a TID scan). With `sid IN (SELECT ...)` the planner hash-joined the batch against
+        // every expired row of the table, batch after batch. A row updated meanwhile is
+        // re-checked in its new version against `expires <= now`: a session touched during
+        // the sweep is kept.
+        let (t, expires) = (self.quote(table), self.quote(Column::Expires.name()));
+        b.push(&format!(
+            "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE {expires} <= "
+        ))
+        .arg(now)
+        .push(" LIMIT ")
+        .arg(limit)
+        .push(&format!(")) AND {expires} <= "))
+        .arg(now);
     }
 
     fn encode_time(&self, t: DateTime<Utc>, _offset: FixedOffset) -> Arg<'static> {
