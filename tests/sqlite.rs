@@ -138,3 +138,52 @@ async fn a_without_rowid_table_is_swept_by_sid() {
     .unwrap();
     sweep_walks_the_table(pool, "sessions").await;
 }
+
+/// With no busy timeout at all, a write that finds SQLite's lock taken fails at once
+/// ("database is locked"). Sixteen tasks writing through one store never get there: the model
+/// queues its writes in the process, one at a time.
+#[tokio::test]
+async fn writes_from_many_tasks_queue_instead_of_failing_on_the_lock() {
+    use std::str::FromStr;
+    use std::time::Duration;
+
+    use sequelstore::{SessionData, Store};
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    let options = SqliteConnectOptions::from_str(&db::temp_sqlite_url("writes_queue"))
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::ZERO);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(16)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = Store::auto(pool).await.unwrap().with_cleanup_interval(None);
+    let mut tasks = Vec::new();
+    for task in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut data = SessionData::new();
+            for i in 0..40 {
+                let sid = format!("task{task}-session{}", i % 4);
+                data.insert("n".into(), i.into());
+                store.set(&sid, &data, None).await?;
+                store.touch(&sid, None).await?;
+                store.get_and_touch(&sid, None).await?;
+                if i % 10 == 9 {
+                    store.destroy(&sid).await?;
+                }
+            }
+            Ok::<(), sequelstore::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("no write failed on SQLite's lock");
+    }
+    // Each task's session 3 was destroyed last (at i = 39); sessions 0-2 are live.
+    assert_eq!(store.length().await.unwrap(), 16 * 3);
+}
