@@ -680,7 +680,8 @@ impl<B: Backend> ConnectSession<B> {
 
 impl<B: Backend> ConnectSession<B> {
     /// Deletes expired rows `limit` at a time, again while a batch deletes `repeat_while` rows
-    /// or more, all under the dialect's sweep lock, taken once.
+    /// or more, all under the dialect's sweep lock, taken once; on a SQLite table with a
+    /// `rowid`, by walking the table ([`ConnectSession::sweep_by_rowid`]).
     async fn sweep(&self, now: DateTime<Utc>, limit: u32, repeat_while: u64) -> Result<u64> {
         if let Some(walk) = &self.stmts.rowid_sweep {
             return self.sweep_by_rowid(walk, now, limit, repeat_while).await;
