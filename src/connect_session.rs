@@ -608,6 +608,19 @@ impl<B: Backend> ConnectSession<B> {
         }
     }
 
+    /// Runs a statement that writes, in this model's turn ([`ConnectSession::write_turn`]),
+    /// and returns how many rows it affected.
+    async fn write(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        self.backend.execute(stmt, args).await
+    }
+
+    /// [`ConnectSession::write`] for a statement that returns the rows it wrote.
+    async fn write_returning(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>> {
+        let _turn = self.write_turn().await;
+        self.backend.fetch_rows(stmt, args).await
+    }
+
     /// The table this model uses.
     pub fn table(&self) -> &str {
         &self.table.name
@@ -701,10 +714,7 @@ impl<B: Backend> ConnectSession<B> {
                 .execute_locked(lock, stmt, &args, repeat_while)
                 .await?
                 .unwrap_or(0)),
-            None if repeat_while == u64::MAX => {
-                let _turn = self.write_turn().await;
-                self.backend.execute(stmt, &args).await
-            }
+            None if repeat_while == u64::MAX => self.write(stmt, &args).await,
             None => delete_expired_in_batches(self, now, limit).await,
         }
     }
@@ -741,14 +751,10 @@ impl<B: Backend> ConnectSession<B> {
             let upto = self.backend.fetch_count(&walk.next, &args).await?;
             if upto == after {
                 // No more than `limit` expired rows are left: delete them and stop.
-                let _turn = self.write_turn().await;
-                return Ok(total + self.backend.execute(&walk.tail, &args).await?);
+                return Ok(total + self.write(&walk.tail, &args).await?);
             }
             args[UPTO] = Arg::Int(upto);
-            let turn = self.write_turn().await;
-            let n = self.backend.execute(&walk.range, &args).await?;
-            drop(turn);
-            total += n;
+            total += self.write(&walk.range, &args).await?;
             if repeat_while == u64::MAX {
                 return Ok(total);
             }
@@ -851,8 +857,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
         let args = self.row_args(row, now)?;
-        let _turn = self.write_turn().await;
-        match self.backend.execute(&self.stmts.create, &args).await {
+        match self.write(&self.stmts.create, &args).await {
             Ok(0) => Ok(Created::AlreadyExists),
             Ok(_) => Ok(Created::Inserted),
             Err(e) if self.backend.is_unique_violation(&e) => Ok(Created::AlreadyExists),
@@ -862,26 +867,18 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
         let args = self.row_args(row, now)?;
-        let _turn = self.write_turn().await;
-        self.backend.execute(&self.stmts.save, &args).await?;
+        self.write(&self.stmts.save, &args).await?;
         Ok(())
     }
 
     async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
         let args = self.row_args(row, now)?;
-        let turn = self.write_turn().await;
         let (Some(expected), true) = (row.version, self.table.has_version) else {
-            return Ok(self.backend.execute(&self.stmts.update, &args).await? > 0);
+            return Ok(self.write(&self.stmts.update, &args).await? > 0);
         };
-        if self
-            .backend
-            .execute(&self.stmts.update_if_version, &args)
-            .await?
-            > 0
-        {
+        if self.write(&self.stmts.update_if_version, &args).await? > 0 {
             return Ok(true);
         }
-        drop(turn);
         // Nothing changed: either there is no live row, or another version is stored. Only
         // this rare path pays a second round trip to tell which.
         match self.load(&row.sid, now).await? {
@@ -912,8 +909,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             self.time(Some(now)),
             limit,
         ];
-        let _turn = self.write_turn().await;
-        Ok(self.backend.execute(stmt, &args).await? > 0)
+        Ok(self.write(stmt, &args).await? > 0)
     }
 
     async fn load_and_touch(
@@ -937,19 +933,12 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             self.time(Some(now)),
             self.time(only_if_before),
         ];
-        let turn = self.write_turn().await;
-        let rows = self.backend.fetch_rows(stmt, &args).await?;
-        drop(turn);
+        let rows = self.write_returning(stmt, &args).await?;
         rows.into_iter().next().map(|r| self.decode(r)).transpose()
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {
-        let _turn = self.write_turn().await;
-        Ok(self
-            .backend
-            .execute(&self.stmts.destroy, &[Arg::Str(sid)])
-            .await?
-            > 0)
+        Ok(self.write(&self.stmts.destroy, &[Arg::Str(sid)]).await? > 0)
     }
 
     async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
@@ -974,7 +963,6 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     }
 
     async fn clear(&self) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        self.backend.execute(&self.stmts.clear, &[]).await
+        self.write(&self.stmts.clear, &[]).await
     }
 }
