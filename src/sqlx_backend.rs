@@ -140,11 +140,17 @@ where
         if DB::decode_int(&got, 0)? != 1 {
             return Ok(None);
         }
+        // From here on every way out goes through the release below: the lock is the
+        // connection's, and a connection back in the pool must not keep it.
         let mut result = Ok(0);
         let sweep_started = Instant::now();
         loop {
             let started = Instant::now();
-            match query::<DB>(stmt, args)?.execute(&mut *conn).await {
+            let ran = match query::<DB>(stmt, args) {
+                Ok(query) => query.execute(&mut *conn).await.map_err(Error::from),
+                Err(err) => Err(err),
+            };
+            match ran {
                 Ok(done) => {
                     let n = DB::rows_affected(&done);
                     result = result.map(|total| total + n);
