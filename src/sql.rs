@@ -245,9 +245,9 @@ pub trait Dialect: Send + Sync + Debug + 'static {
 
     /// Whether a table made here gets an index on `expires`, so that a sweep finds expired
     /// rows without reading the others. Every touch and update then moves the row's entry in
-    /// it. Defaults to yes.
+    /// it. Defaults to yes unless sweeps walk the table by `rowid`, which needs no index.
     fn index_expires(&self) -> bool {
-        true
+        !self.sweeps_by_rowid()
     }
 
     /// Whether sweeps walk the table by `rowid` (SQLite) where the table has one, instead of
