@@ -440,12 +440,13 @@ impl<M: SessionModel> Store<M> {
     /// # Errors
     /// [`Error::Conflict`], and as [`Store::set`].
     pub async fn update_session(&self, session: &Session) -> Result<bool> {
-        let expires = self.expiry(session.expires);
+        let mut now = self.now();
+        let expires = self.expiry_at(now, session.expires);
         let mut row = self.encode(&session.id, &session.data, expires)?;
         row.version = session.version;
         let mut attempts = 0;
         loop {
-            match self.model.update(&row, self.now()).await {
+            match self.model.update(&row, now).await {
                 Err(Error::Conflict { .. })
                     if self.merge.is_some() && attempts < MERGE_ATTEMPTS =>
                 {
@@ -457,6 +458,7 @@ impl<M: SessionModel> Store<M> {
                     let merged = merge(&stored.data, &session.data);
                     row = self.encode(&session.id, &merged, expires)?;
                     row.version = stored.version;
+                    now = self.now();
                 }
                 other => return other,
             }
