@@ -181,7 +181,7 @@ fn bench_backend<B: Backend + Clone>(
     let model = rt
         .block_on(ConnectSession::auto_table(pool, &table))
         .expect("bench table");
-    let store = Store::with_model(model).with_cleanup_interval(None);
+    let store = Store::with_model(model).with_sweep_interval(None);
     let throttled = store.clone().with_touch_after(Duration::from_secs(60));
     let data = data();
     let text = serde_json::to_string(&data).expect("json");
@@ -343,7 +343,7 @@ fn bench_backend<B: Backend + Clone>(
                         let removed = if use_floor {
                             floor.sweep_at(chrono::Utc::now()).await.expect("sweep")
                         } else {
-                            store.remove_expired().await.expect("sweep")
+                            store.sweep().await.expect("sweep")
                         };
                         total += t.elapsed();
                         assert_eq!(removed, SWEEP_ROWS as u64);

@@ -54,7 +54,7 @@ async fn serve<M: SessionModel>(
 ) -> Result<(), Box<dyn std::error::Error>> {
     // Sweep expired sessions every minute (the default is every 15), so the count on the page
     // visibly drops once sessions expire.
-    let store = store.with_cleanup_interval(Some(Duration::from_secs(60)));
+    let store = store.with_sweep_interval(Some(Duration::from_secs(60)));
     // A real app reads its key from configuration; a new key on each start signs everybody out.
     let key = Key::generate();
     println!("listening on http://127.0.0.1:{port}/");

@@ -65,7 +65,7 @@ where
     Store<M>: SessionStore,
 {
     // The store removes expired sessions itself (every 15 minutes unless told otherwise).
-    let store = store.with_cleanup_interval(Some(Duration::from_secs(60)));
+    let store = store.with_sweep_interval(Some(Duration::from_secs(60)));
     let sessions = SessionManagerLayer::new(store.clone())
         // Plain HTTP on localhost; keep the default (Secure cookies) behind HTTPS.
         .with_secure(false)

@@ -12,9 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use sequelstore::sqlx::{self, Row, SqlitePool};
-use sequelstore::{
-    Capabilities, Created, Error, Result, SessionData, SessionModel, SessionRow, Store,
-};
+use sequelstore::{Created, Error, Result, SessionData, SessionModel, SessionRow, Store};
 use serde_json::json;
 
 #[derive(Debug, Clone)]
@@ -35,21 +33,15 @@ fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRow> {
     let id: String = row.try_get("id")?;
     let expires = match row.try_get::<Option<i64>, _>("expires_at")? {
         None => None,
-        Some(ms) => Some(
-            Utc.timestamp_millis_opt(ms)
-                .single()
-                .ok_or_else(|| Error::Decode {
-                    sid: id.clone(),
-                    column: "expires_at",
-                    message: format!("{ms} is not a time"),
-                })?,
-        ),
+        Some(ms) => Some(Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
+            Error::decode(id.clone(), "expires_at", format!("{ms} is not a time"))
+        })?),
     };
-    let mut out = SessionRow::new(id, row.try_get::<String, _>("payload")?, expires);
-    if let Some(user) = row.try_get::<Option<String>, _>("user_id")? {
-        out = out.with_user_id(user);
-    }
-    Ok(out)
+    Ok(SessionRow::new(
+        id,
+        row.try_get::<String, _>("payload")?,
+        expires,
+    ))
 }
 
 impl AppSessions {
@@ -89,10 +81,6 @@ impl AppSessions {
 
 #[async_trait]
 impl SessionModel for AppSessions {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_user_id(true)
-    }
-
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
             "SELECT * FROM app_sessions WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",

@@ -42,9 +42,6 @@ async fn main() -> sequelstore::Result<()> {
         "after destroy: {:?}",
         store.get("quickstart-session").await?
     );
-    println!(
-        "expired rows removed now: {}",
-        store.remove_expired().await?
-    );
+    println!("expired rows removed now: {}", store.sweep().await?);
     Ok(())
 }

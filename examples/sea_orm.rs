@@ -27,9 +27,9 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, QueryResult,
     SqlErr,
 };
-use sequelstore::integration::sea_orm::{SeaOrmBackend, SeaOrmStore};
 use sequelstore::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sequelstore::{Created, Error, Result, SessionData, SessionModel, SessionRow, Store};
+use sequelstore::{SeaOrmBackend, SeaOrmStore};
 use serde_json::json;
 
 const TABLE: &str = "app_sessions";
@@ -70,15 +70,9 @@ fn decode(row: &QueryResult) -> Result<SessionRow> {
         .map_err(Error::backend)?
     {
         None => None,
-        Some(ms) => Some(
-            Utc.timestamp_millis_opt(ms)
-                .single()
-                .ok_or_else(|| Error::Decode {
-                    sid: id.clone(),
-                    column: "expires_at",
-                    message: format!("{ms} is not a time"),
-                })?,
-        ),
+        Some(ms) => Some(Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
+            Error::decode(id.clone(), "expires_at", format!("{ms} is not a time"))
+        })?),
     };
     Ok(SessionRow::new(id, payload, expires))
 }

@@ -28,9 +28,10 @@ use serde::Deserialize;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool =
-        <sequelstore::sqlx::SqlitePool as sequelstore::Connect>::connect("sqlite://shared.db")
-            .await?;
+    let pool = <sequelstore::sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(
+        "sqlite://shared.db",
+    )
+    .await?;
     // The table Sequelize makes for the ConnectSession model; made here if Express has not yet.
     let model = match ConnectSession::discover_table(pool.clone(), "ConnectSessions").await {
         Ok(model) => model,

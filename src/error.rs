@@ -60,14 +60,15 @@ pub enum Error {
     /// A stored row could not be decoded (bad time text, data the serializer rejects, a wrong type).
     ///
     /// Only this row is affected; other sessions are still served. Destroying the session removes it.
-    #[error("session {}: stored {column} does not decode: {message}", redact(.sid))]
+    #[error("session {}: stored {column} does not decode: {source}", redact(.sid))]
     Decode {
         /// The session id of the row, when known.
         sid: String,
         /// The column that failed.
         column: &'static str,
-        /// What the decoder said.
-        message: String,
+        /// What the decoder said: the serializer's own error for `data`, a message for a time.
+        #[source]
+        source: BoxError,
     },
 
     /// The session data could not be serialized for storage.
@@ -96,9 +97,20 @@ pub enum Error {
         found: i64,
     },
 
-    /// The caller passed something the store refuses (an empty or oversized id, an oversized payload).
+    /// The caller passed something the store refuses (an empty or oversized id, an oversized
+    /// payload). Only the caller's input: adapters read it as "no such session".
     #[error("invalid input: {0}")]
     InvalidInput(String),
+
+    /// The store was set up with something it cannot work with (a SeaORM connection that holds
+    /// no sqlx pool, say). The message says what to pass instead; it is not about one request.
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
+
+    /// A bug in this crate or in a model built on its public SQL items: a statement was run
+    /// without a parameter it needs. Nothing was sent to the database. Please report it.
+    #[error("internal error (a bug; please report it): {0}")]
+    Internal(String),
 
     /// The database said no, or could not be reached (sqlx).
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -124,6 +136,20 @@ impl Error {
     /// A [`Error::Backend`] from any error, for implementors of [`crate::SessionModel`].
     pub fn backend(err: impl Into<BoxError>) -> Self {
         Error::Backend(err.into())
+    }
+
+    /// A [`Error::Decode`] of `column` in session `sid`'s row, for implementors of
+    /// [`crate::SessionModel`]: `source` is the decoder's error or a message.
+    pub fn decode(
+        sid: impl Into<String>,
+        column: &'static str,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Decode {
+            sid: sid.into(),
+            column,
+            source: source.into(),
+        }
     }
 
     /// Whether this error means the database could not be reached or the connection broke,

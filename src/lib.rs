@@ -49,51 +49,69 @@
 //! | `actix-session` | [`Store`] as an actix-session `SessionStore` | no |
 //! | `sea-orm` | the store on the pool inside a SeaORM 2 `DatabaseConnection` | no |
 //! | `express` | express-session's signed `connect.sid` cookie as a tower layer (axum extractor), for sessions shared with an Express app | no |
+//!
+//! # Layout
+//!
+//! A folder is a layer and imports run one way, from the top of this list down (a test,
+//! `tests/layout.rs`, holds the source to it):
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `integration/` | the web framework adapters: tower-sessions, actix-session, express-session's cookie |
+//! | `store/` | [`Store`]: the policy (ttl, touch, sweeps, serialization); no SQL |
+//! | `connect_session/` | [`ConnectSession`], the default model: options, schema, statements, sweeps |
+//! | `model/` | the [`SessionModel`] trait, [`SessionRow`], [`MemoryModel`], [`Fallback`] |
+//! | [`sql`] | what SQL backends share: [`Backend`], [`Dialect`](sql::Dialect) and `dialect/<database>.rs`, statements |
+//! | [`driver`] | how statements reach a database: sqlx, rusqlite, SeaORM |
+//!
+//! # Names
+//!
+//! The store speaks express-session's words, the model the words of a table:
+//!
+//! | [`Store`] | [`SessionModel`] | what it does |
+//! |---|---|---|
+//! | [`get`](Store::get) | [`load`](SessionModel::load) | the live session, or none |
+//! | [`get_and_touch`](Store::get_and_touch) | [`load_and_touch`](SessionModel::load_and_touch) | the live session, its expiry slid |
+//! | [`set`](Store::set) | [`save`](SessionModel::save) | insert or replace |
+//! | [`create`](Store::create), [`create_with_fresh_id`](Store::create_with_fresh_id) | [`create`](SessionModel::create) | insert only |
+//! | [`update`](Store::update), [`update_session`](Store::update_session) | [`update`](SessionModel::update) | replace a live session only |
+//! | [`touch`](Store::touch) | [`touch`](SessionModel::touch) | slide the expiry |
+//! | [`destroy`](Store::destroy) | [`destroy`](SessionModel::destroy) | delete one |
+//! | [`all`](Store::all) | [`list`](SessionModel::list) | every live session |
+//! | [`length`](Store::length) | [`count`](SessionModel::count) | how many are live |
+//! | [`clear`](Store::clear) | [`clear`](SessionModel::clear) | delete all |
+//! | [`sweep`](Store::sweep) | [`delete_all_expired`](SessionModel::delete_all_expired) (batches of [`delete_expired`](SessionModel::delete_expired)) | delete the expired ones |
 mod clock;
 mod connect_session;
+pub mod driver;
 mod error;
 pub mod integration;
-mod memory;
 mod model;
-#[cfg(feature = "mysql")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
-mod mysql;
-#[cfg(feature = "postgres")]
-#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-mod postgres;
-#[cfg(feature = "rusqlite")]
-#[cfg_attr(docsrs, doc(cfg(feature = "rusqlite")))]
-mod rusqlite;
 mod serializer;
 pub mod sql;
-#[cfg(any(feature = "sqlite", feature = "rusqlite"))]
-mod sqlite;
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-mod sqlx_backend;
 mod store;
+mod time;
 
 pub use clock::{Clock, SystemClock};
-pub use connect_session::{
-    Backend, Connect, ConnectSession, DEFAULT_BATCH, DEFAULT_TABLE, SEQUELIZE_TABLE, TableOptions,
-};
-pub use error::{BoxError, Error, Result, redact};
-pub use memory::{Fallback, MemoryModel};
-pub use model::{
-    Capabilities, Created, SessionModel, SessionRow, delete_expired_in_batches, load_then_touch,
-    touch_is_due,
-};
-#[cfg(feature = "mysql")]
-pub use mysql::MySqlDialect;
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresDialect;
+pub use connect_session::{ConnectSession, DEFAULT_TABLE, SEQUELIZE_TABLE, TableOptions};
 #[cfg(feature = "rusqlite")]
-pub use rusqlite::RusqliteConnection;
-pub use serializer::{ExpressJson, Json, Serializer, SessionData};
-#[cfg(any(feature = "sqlite", feature = "rusqlite"))]
-pub use sqlite::SqliteDialect;
+pub use driver::rusqlite::RusqliteConnection;
+#[cfg(feature = "sea-orm")]
+pub use driver::sea_orm::SeaOrmBackend;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub use sqlx_backend::SqlxDatabase;
-pub use store::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_TTL, LATEST, Session, Store};
+pub use driver::sqlx::SqlxDatabase;
+pub use error::{BoxError, Error, Result, redact};
+pub use model::{
+    Capabilities, Created, Fallback, MAX_SID_LEN, MemoryModel, SessionModel, SessionRow,
+    delete_expired_in_batches, load_then_touch, touch_is_due,
+};
+pub use serializer::{ExpressJson, Json, Serializer, SessionData};
+pub use sql::dialect::{MySqlDialect, PostgresDialect, SqliteDialect};
+pub use sql::{Backend, ConnectUrl};
+pub use store::{
+    DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TTL, FRESH_ID_ATTEMPTS, Session, Store,
+};
+pub use time::MAX_EXPIRY;
 
 /// The sqlx this crate is built with, for making pools of the same version.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -122,6 +140,11 @@ pub type MySqlStore = Store<ConnectSession<sqlx::MySqlPool>>;
 #[cfg(feature = "rusqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rusqlite")))]
 pub type RusqliteStore = Store<ConnectSession<RusqliteConnection>>;
+
+/// A store over a `ConnectSession` table, on the pool of a SeaORM `DatabaseConnection`.
+#[cfg(feature = "sea-orm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
+pub type SeaOrmStore = Store<ConnectSession<SeaOrmBackend>>;
 
 /// The README's examples, compiled as doctests.
 #[cfg(all(

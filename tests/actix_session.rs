@@ -379,12 +379,12 @@ async fn ttl_extension_keeps_a_session_alive<M: SessionModel>(fx: &Fixture<M>) {
     assert_eq!(send(&app, get("/whoami", &alice)).await.body, "alice");
 }
 
-/// The store's cleanup task removes expired rows and leaves live ones.
-async fn cleanup_removes_expired_rows<M: SessionModel>(fx: &Fixture<M>) {
+/// The store's sweeper removes expired rows and leaves live ones.
+async fn sweeper_removes_expired_rows<M: SessionModel>(fx: &Fixture<M>) {
     let store = fx
         .store
         .clone()
-        .with_cleanup_interval(Some(Duration::from_millis(100)));
+        .with_sweep_interval(Some(Duration::from_millis(100)));
     let app = init_app!(fx, store, lifecycle());
     for name in ["ann", "bob", "cy"] {
         sign_in(&app, name).await;
@@ -545,7 +545,7 @@ macro_rules! actix_suite {
                 sign_out_sticks_against_a_slower_request,
                 renewal_moves_the_data_and_retires_the_old_key,
                 ttl_extension_keeps_a_session_alive,
-                cleanup_removes_expired_rows,
+                sweeper_removes_expired_rows,
                 bad_cookies_start_fresh_sessions,
                 undecodable_row_is_an_empty_session,
             );

@@ -146,7 +146,7 @@ async fn store(test: &str) -> SqliteStore {
     Store::auto_table(db::sqlite(test).await, &table)
         .await
         .expect("the sessions table is created")
-        .with_cleanup_interval(None)
+        .with_sweep_interval(None)
 }
 
 async fn call(app: &Router, path: &str, cookie: Option<&str>) -> Response<Body> {

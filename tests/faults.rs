@@ -158,7 +158,7 @@ async fn postgres_restart_under_a_store() {
     let store = Store::auto(pool)
         .await
         .unwrap()
-        .with_cleanup_interval(Some(Duration::from_millis(300)));
+        .with_sweep_interval(Some(Duration::from_millis(300)));
     for i in 0..20 {
         store.set(&format!("s{i}"), &data(i), None).await.unwrap();
     }
@@ -198,17 +198,17 @@ async fn postgres_restart_under_a_store() {
     store.set("after", &data(1), None).await.unwrap();
     assert_eq!(store.length().await.unwrap(), 21);
 
-    // The cleanup task lived through the outage and still removes expired rows.
+    // The sweeper lived through the outage and still removes expired rows.
     let past = Utc::now() - TimeDelta::minutes(1);
     store.set("old", &data(0), Some(past)).await.unwrap();
-    cleanup_removes(&store, "old", past).await;
+    sweeper_removes(&store, "old", past).await;
 }
 
-/// Waits (10 s at most) until the store's cleanup task has deleted `sid`, which expired at
+/// Waits (10 s at most) until the store's sweeper has deleted `sid`, which expired at
 /// `expired`: the row is gone, not only filtered out.
-async fn cleanup_removes<M: SessionModel>(store: &Store<M>, sid: &str, expired: DateTime<Utc>) {
+async fn sweeper_removes<M: SessionModel>(store: &Store<M>, sid: &str, expired: DateTime<Utc>) {
     eventually(
-        "the cleanup task removing a row",
+        "the sweeper removing a row",
         Duration::from_secs(10),
         || async {
             let long_before = expired - TimeDelta::hours(1);
@@ -257,7 +257,7 @@ async fn locked_file_is_a_typed_error_and_passes<M: SessionModel>(store: Store<M
     store.set("before", &data(1), None).await.unwrap();
     let past = Utc::now() - TimeDelta::minutes(1);
     store.set("old", &data(0), Some(past)).await.unwrap();
-    let store = store.with_cleanup_interval(Some(Duration::from_millis(100)));
+    let store = store.with_sweep_interval(Some(Duration::from_millis(100)));
 
     let (release, holder) = lock_file(path);
     let err = store.set("during", &data(2), None).await.unwrap_err();
@@ -273,7 +273,7 @@ async fn locked_file_is_a_typed_error_and_passes<M: SessionModel>(store: Store<M
     holder.join().unwrap();
 
     store.set("after", &data(3), None).await.unwrap();
-    cleanup_removes(&store, "old", past).await;
+    sweeper_removes(&store, "old", past).await;
     assert_eq!(
         store.get("during").await.unwrap(),
         None,

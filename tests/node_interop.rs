@@ -94,7 +94,7 @@ fn user(d: &SessionData) -> &str {
 
 /// The whole exchange, written once: Node makes the table and writes sessions; Rust discovers
 /// it and reads, writes, touches and destroys them; Node sees each change; expired rows of
-/// either side are never served by ours and each side's cleanup removes the other's.
+/// either side are never served by ours and each side's sweeps remove the other's.
 async fn shared_table<B: Backend + Clone>(node: Node, backend: B, precision: TimeDelta) {
     let now = Utc::now();
     let hour = TimeDelta::hours(1);
@@ -111,7 +111,7 @@ async fn shared_table<B: Backend + Clone>(node: Node, backend: B, precision: Tim
         .await
         .expect("discover finds the table Sequelize made")
         .with_serializer(ExpressJson)
-        .with_cleanup_interval(None);
+        .with_sweep_interval(None);
     assert_eq!(store.model().table(), "ConnectSessions");
 
     // Node's rows, read by Rust: the expires column is the truth; expired ones are not served.
@@ -195,7 +195,7 @@ async fn shared_table<B: Backend + Clone>(node: Node, backend: B, precision: Tim
     assert_eq!(gone[0], Value::Null);
     assert_eq!(store.get("rust-live").await.unwrap(), None);
 
-    // Each side's cleanup removes the other's expired rows: Node's first (Rust's expired row
+    // Each side's sweeps remove the other's expired rows: Node's first (Rust's expired row
     // goes, and Node's own), then Rust's, of a row Node wrote expired.
     node.run(json!([{"op": "clearExpired"}])).await;
     let left = node
@@ -211,11 +211,7 @@ async fn shared_table<B: Backend + Clone>(node: Node, backend: B, precision: Tim
         None,
         "never served"
     );
-    assert_eq!(
-        store.remove_expired().await.unwrap(),
-        1,
-        "Node's expired row"
-    );
+    assert_eq!(store.sweep().await.unwrap(), 1, "Node's expired row");
     let left = node
         .run(json!([{"op": "row", "sid": "node-expired-2"}, {"op": "length"}]))
         .await;
@@ -236,7 +232,7 @@ async fn sqlite_table_shared_with_node() {
     ]) else {
         return;
     };
-    let pool = <sqlx::SqlitePool as sequelstore::Connect>::connect(&format!(
+    let pool = <sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(&format!(
         "sqlite://{}",
         path.display()
     ))
@@ -473,7 +469,7 @@ async fn one_cookie_works_on_express_and_on_rust() {
     .unwrap();
     assert_eq!(line.trim(), "listening");
 
-    let pool = <sqlx::SqlitePool as sequelstore::Connect>::connect(&format!(
+    let pool = <sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(&format!(
         "sqlite://{}",
         path.display()
     ))

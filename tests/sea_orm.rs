@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use common::{Ctx, RawSql, db};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use sequelstore::integration::sea_orm::{SeaOrmBackend, SeaOrmStore};
 use sequelstore::{Backend, ConnectSession, Error, SessionData, Store, sqlx};
+use sequelstore::{SeaOrmBackend, SeaOrmStore};
 use serde_json::json;
 
 /// The database kinds the tests run on, one module each.
@@ -254,16 +254,16 @@ on_database! {
 fn a_connection_without_a_sqlx_pool_is_refused() {
     let disconnected = DatabaseConnection::default();
     match SeaOrmBackend::new(&disconnected) {
-        Err(Error::InvalidInput(message)) => {
+        Err(Error::Misconfigured(message)) => {
             assert!(
                 message.contains("sea_orm::Database::connect"),
                 "the message says what to do: {message}"
             );
         }
-        other => panic!("expected InvalidInput, got {other:?}"),
+        other => panic!("expected Misconfigured, got {other:?}"),
     }
     assert!(matches!(
         SeaOrmBackend::try_from(&disconnected),
-        Err(Error::InvalidInput(_))
+        Err(Error::Misconfigured(_))
     ));
 }

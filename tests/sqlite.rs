@@ -39,7 +39,7 @@ async fn make_rel(test: &str) -> Option<RelCtx<SqlitePool>> {
     let mut backends = Vec::new();
     for _ in 0..4 {
         backends.push(
-            <SqlitePool as sequelstore::Connect>::connect(&url)
+            <SqlitePool as sequelstore::ConnectUrl>::connect_url(&url)
                 .await
                 .unwrap(),
         );
@@ -160,7 +160,7 @@ async fn writes_from_many_tasks_queue_instead_of_failing_on_the_lock() {
         .connect_with(options)
         .await
         .unwrap();
-    let store = Store::auto(pool).await.unwrap().with_cleanup_interval(None);
+    let store = Store::auto(pool).await.unwrap().with_sweep_interval(None);
     let mut tasks = Vec::new();
     for task in 0..16 {
         let store = store.clone();

@@ -72,14 +72,14 @@ raw_sqlx!(sqlx::PgPool);
 #[cfg(feature = "mysql")]
 raw_sqlx!(sqlx::MySqlPool);
 
-/// A store over a fresh table, with the background cleanup off so that expired rows stay until
+/// A store over a fresh table, with the background sweeper off so that expired rows stay until
 /// a case removes them.
 async fn store_over<B: Raw>(backend: B, test: &str) -> SqlStore<B> {
     let table = db::unique_table(test);
     Store::auto_table(backend, &table)
         .await
         .expect("the sessions table is created")
-        .with_cleanup_interval(None)
+        .with_sweep_interval(None)
 }
 
 async fn sqlite(test: &str) -> Option<SqlStore<sqlx::SqlitePool>> {
@@ -106,7 +106,7 @@ macro_rules! backend_suite {
                 expired_session_cookie_starts_a_fresh_session,
                 sign_out_sticks_against_a_slower_request,
                 cycle_id_moves_the_data_and_retires_the_old_id,
-                cleanup_task_removes_expired_rows,
+                sweeper_removes_expired_rows,
                 expired_deletion_removes_expired_rows,
                 tampered_or_unknown_cookie_is_a_fresh_session,
                 create_never_overwrites_and_save_never_inserts,
@@ -384,7 +384,7 @@ mod cases {
             .unwrap_or_default();
         tokio::time::sleep(wait).await;
 
-        // The row is still there (no cleanup ran) but is never loaded.
+        // The row is still there (no sweep ran) but is never loaded.
         assert_eq!(store.model().backend().rows(&table).await, 1);
         let id = Id::from_str(sid(&c1)).expect("a tower-sessions id");
         assert_eq!(SessionStore::load(&store, &id).await.expect("load"), None);
@@ -456,9 +456,9 @@ mod cases {
         assert_eq!(ok(&app, "/whoami", Some(&c1)).await.body, "user:-");
     }
 
-    pub(super) async fn cleanup_task_removes_expired_rows<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn sweeper_removes_expired_rows<B: Raw>(store: SqlStore<B>) {
         let table = store.model().table().to_owned();
-        let store = store.with_cleanup_interval(Some(Duration::from_millis(200)));
+        let store = store.with_sweep_interval(Some(Duration::from_millis(200)));
         let short = app(
             store.clone(),
             Expiry::OnInactivity(time::Duration::seconds(1)),

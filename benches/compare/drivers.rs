@@ -14,7 +14,7 @@ use crate::floor::{an_hour_ago, in_a_day};
 use crate::workload::{Driver, Res, Sess};
 
 /// sequelstore through `Store`'s own methods: create, get, update, touch, get_and_touch,
-/// destroy, remove_expired.
+/// destroy, sweep.
 pub(crate) struct Native<M>(pub(crate) Store<M>);
 
 impl<M: SessionModel> Driver for Native<M> {
@@ -61,7 +61,7 @@ impl<M: SessionModel> Driver for Native<M> {
     }
 
     async fn sweep(&self) -> Res<()> {
-        self.0.remove_expired().await?;
+        self.0.sweep().await?;
         Ok(())
     }
 }

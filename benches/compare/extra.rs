@@ -235,7 +235,7 @@ async fn load_loop<M: SessionModel>(
 }
 
 /// A candidate for `Store`'s sweep, through the public model API: the same batches as
-/// `remove_expired`, with a pause after each as long as the batch took, so the sweep takes at
+/// `sweep`, with a pause after each as long as the batch took, so the sweep takes at
 /// most half of the database's write capacity while requests are served.
 async fn paced_sweep<M: SessionModel>(store: &Store<M>) -> Res<u64> {
     let batch = 1000u32;
@@ -260,7 +260,7 @@ fn summary(mut lat: Vec<u64>, wall: Duration) -> (f64, f64, f64, f64) {
 
 /// A sweep of 1,000,000 expired rows (200,000 with `--quick`) among 10,000 live ones on
 /// PostgreSQL, while 16 tasks serve requests: the requests' p99 during the sweep against
-/// without it, for `remove_expired` (batches of 1000) and for the floor's single DELETE.
+/// without it, for `sweep` (batches of 1000) and for the floor's single DELETE.
 pub(crate) async fn sweep_1m(args: &Args) -> Res<()> {
     let mut args = args.clone();
     args.backend = "postgres".into();
@@ -294,7 +294,7 @@ pub(crate) async fn sweep_1m(args: &Args) -> Res<()> {
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let floor = Floor::new(FloorPool::Postgres(pool.clone()), &table);
     let variants = [
-        "remove_expired (batches of 1000)",
+        "sweep (batches of 1000)",
         "paced: batches of 1000, a pause as long as each batch",
         "floor: one DELETE",
     ];
@@ -331,7 +331,7 @@ pub(crate) async fn sweep_1m(args: &Args) -> Res<()> {
         } else if which.starts_with("paced") {
             paced_sweep(&store).await?
         } else {
-            store.remove_expired().await?
+            store.sweep().await?
         };
         let took = t.elapsed();
         stop.store(true, Ordering::Relaxed);

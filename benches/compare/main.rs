@@ -207,5 +207,5 @@ async fn run_on<B: Backend + Clone>(
 
 /// A store with the background sweep off: the workload sweeps when it means to.
 pub(crate) fn quiet_store<M: SessionModel>(model: M) -> Store<M> {
-    Store::with_model(model).with_cleanup_interval(None)
+    Store::with_model(model).with_sweep_interval(None)
 }

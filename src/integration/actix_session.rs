@@ -39,7 +39,7 @@
 //!   which never overwrites: on the (astronomically unlikely) clash another key is drawn.
 //! - **Expiry**: the ttl actix-session passes becomes an explicit expiry, `now + ttl` on the
 //!   store's clock, so the store's own [`Store::with_ttl`] does not apply to these sessions. A
-//!   session past its expiry is never loaded, whether or not the cleanup task has removed it yet.
+//!   session past its expiry is never loaded, whether or not the sweeper has removed it yet.
 //! - **No resurrection**: an update writes only a session that is still there
 //!   ([`Store::update`]). When a session was deleted (signed out, renewed, expired) while a slower
 //!   request held it, that request's changes are dropped and its cookie names no session, so
@@ -70,14 +70,9 @@ use actix_session::storage::{
     LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
 };
 use actix_web::cookie::time::Duration;
-use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use crate::{Created, Error, SessionData, SessionModel, Store};
-
-/// How many fresh keys [`SessionStore::save`] tries before giving up. With 64 random
-/// alphanumeric characters a second try already means a broken random source.
-const SAVE_ATTEMPTS: usize = 4;
+use crate::{Error, SessionData, SessionModel, Store};
 
 /// actix-session's session state: value strings are JSON-encoded by actix-session.
 type SessionState = HashMap<String, String>;
@@ -110,33 +105,23 @@ impl<M: SessionModel> SessionStore for Store<M> {
         ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
         let data = to_data(session_state);
-        let expires = expiry_after(self.now(), ttl);
-        for _ in 0..SAVE_ATTEMPTS {
-            let key = generate_session_key();
-            match self.create(key.as_ref(), &data, Some(expires)).await {
-                Ok(Created::Inserted) => return Ok(key),
-                Ok(Created::AlreadyExists) => {
-                    tracing::warn!("a freshly generated session key was taken; drawing another");
-                }
-                Err(err @ Error::Encode { .. }) => {
-                    return Err(SaveError::Serialization(redacted(
-                        err,
-                        key.as_ref(),
-                        "the session does not serialize",
-                    )));
-                }
-                Err(err) => {
-                    return Err(SaveError::Other(redacted(
-                        err,
-                        key.as_ref(),
-                        "saving a new session failed",
-                    )));
-                }
-            }
+        let expires = self.expiry_after(std_duration(ttl));
+        let fresh_key = || Ok(String::from(generate_session_key()));
+        match self
+            .create_with_fresh_id(fresh_key, &data, Some(expires))
+            .await
+        {
+            Ok(key) => SessionKey::try_from(key).map_err(|e| {
+                SaveError::Other(anyhow::anyhow!(e).context("a generated session key was refused"))
+            }),
+            // The message shows the key shortened; the key itself is not in the chain.
+            Err(err @ Error::Encode { .. }) => Err(SaveError::Serialization(
+                anyhow::Error::new(err).context("the session does not serialize"),
+            )),
+            Err(err) => Err(SaveError::Other(
+                anyhow::Error::new(err).context("saving a new session failed"),
+            )),
         }
-        Err(SaveError::Other(anyhow::anyhow!(
-            "{SAVE_ATTEMPTS} freshly generated session keys were all taken; the random source is broken"
-        )))
     }
 
     /// Replaces the data of live session `session_key` and slides its expiry to `now + ttl`.
@@ -151,7 +136,7 @@ impl<M: SessionModel> SessionStore for Store<M> {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let data = to_data(session_state);
-        let expires = expiry_after(self.now(), ttl);
+        let expires = self.expiry_after(std_duration(ttl));
         // The inherent, update-only `Store::update`, not this trait method.
         match Store::update(self, session_key.as_ref(), &data, Some(expires)).await {
             Ok(true) => Ok(session_key),
@@ -177,7 +162,7 @@ impl<M: SessionModel> SessionStore for Store<M> {
     /// Slides the expiry of live session `session_key` to `now + ttl` ([`Store::touch`]); a
     /// missing or expired session is left alone.
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
-        let expires = expiry_after(self.now(), ttl);
+        let expires = self.expiry_after(std_duration(ttl));
         match self.touch(session_key.as_ref(), Some(expires)).await {
             Ok(_) | Err(Error::InvalidInput(_)) => Ok(()),
             Err(err) => Err(redacted(
@@ -245,47 +230,33 @@ fn to_state(data: SessionData) -> SessionState {
         .collect()
 }
 
-/// `now + ttl`: `now` itself (already expired) for a ttl of zero or less, and at most the last
-/// millisecond of the year 9999, which every backend's time column can hold.
-fn expiry_after(now: DateTime<Utc>, ttl: &Duration) -> DateTime<Utc> {
-    if !ttl.is_positive() {
-        return now;
-    }
-    let delta = i64::try_from(ttl.whole_milliseconds())
-        .ok()
-        .and_then(TimeDelta::try_milliseconds)
-        .unwrap_or(TimeDelta::MAX);
-    crate::store::later_by(now, delta)
+/// actix-session's ttl as a `std` duration: zero (a session that is already expired) for a ttl
+/// of zero or less.
+fn std_duration(ttl: &Duration) -> std::time::Duration {
+    std::time::Duration::try_from(*ttl).unwrap_or(std::time::Duration::ZERO)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn t0() -> DateTime<Utc> {
-        DateTime::from_timestamp(1_900_000_000, 0).expect("a valid time")
-    }
-
     #[test]
-    fn expiry_is_now_plus_ttl() {
+    fn ttls_convert_to_std_durations() {
         assert_eq!(
-            expiry_after(t0(), &Duration::milliseconds(90_500)),
-            t0() + TimeDelta::milliseconds(90_500)
+            std_duration(&Duration::milliseconds(90_500)),
+            std::time::Duration::from_millis(90_500)
+        );
+        assert_eq!(
+            std_duration(&Duration::MAX).as_secs(),
+            Duration::MAX.whole_seconds().unsigned_abs()
         );
     }
 
     #[test]
-    fn expiry_of_a_non_positive_ttl_is_now() {
-        assert_eq!(expiry_after(t0(), &Duration::ZERO), t0());
-        assert_eq!(expiry_after(t0(), &Duration::seconds(-5)), t0());
-        assert_eq!(expiry_after(t0(), &Duration::MIN), t0());
-    }
-
-    #[test]
-    fn expiry_of_a_huge_ttl_is_capped_at_year_9999() {
-        let capped = expiry_after(t0(), &Duration::MAX);
-        assert_eq!(capped.to_rfc3339(), "9999-12-31T23:59:59.999+00:00");
-        assert_eq!(expiry_after(t0(), &Duration::days(365 * 9000)), capped);
+    fn a_non_positive_ttl_is_zero() {
+        for ttl in [Duration::ZERO, Duration::seconds(-5), Duration::MIN] {
+            assert_eq!(std_duration(&ttl), std::time::Duration::ZERO);
+        }
     }
 
     #[test]
@@ -294,7 +265,7 @@ mod tests {
         let err = Error::Decode {
             sid: key.clone(),
             column: "data",
-            message: "expected value at line 1 column 1".into(),
+            source: "expected value at line 1 column 1".into(),
         };
         let err = redacted(err, &key, "ctx");
         let shown = format!("{err:?} {err:#}");

@@ -1,4 +1,4 @@
-//! Adapters to web frameworks, one file each, behind their features.
+//! Adapters to web frameworks, one file (or folder) each, behind their features.
 
 #[cfg(feature = "actix-session")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-session")))]
@@ -6,9 +6,6 @@ pub mod actix_session;
 #[cfg(feature = "express")]
 #[cfg_attr(docsrs, doc(cfg(feature = "express")))]
 pub mod express;
-#[cfg(feature = "sea-orm")]
-#[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
-pub mod sea_orm;
 #[cfg(feature = "tower-sessions")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
 pub mod tower_sessions;

@@ -9,12 +9,12 @@
 //! | [`save`](SessionStore::save) (a changed session that has an id) | [`Store::update`]: a session deleted or expired meanwhile stays gone, so a request finishing after sign-out does not sign the user back in |
 //! | [`load`](SessionStore::load) | [`Store::get`]: an expired session is never returned; with [`Store::with_sliding_expiry`], [`Store::get_and_touch`]: the expiry slides in the same statement |
 //! | [`delete`](SessionStore::delete) | [`Store::destroy`]: one statement |
-//! | [`delete_expired`](ExpiredDeletion::delete_expired) | [`Store::remove_expired`] |
+//! | [`delete_expired`](ExpiredDeletion::delete_expired) | [`Store::sweep`] |
 //!
 //! The session data is stored as a JSON object in the `data` column (through the store's
 //! serializer) and the record's expiry date in `expires`, to the millisecond. The store's own
-//! cleanup task removes expired rows, so `continuously_delete_expired` is only needed when it
-//! is turned off with [`Store::with_cleanup_interval`].
+//! sweeper removes expired rows, so `continuously_delete_expired` is only needed when it
+//! is turned off with [`Store::with_sweep_interval`].
 //!
 //! [`save`](SessionStore::save) writes only a session that is already stored: tower-sessions
 //! itself calls [`create`](SessionStore::create) for a session without an id, which is every
@@ -62,12 +62,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 
-use crate::{Created, Error, SessionData, SessionModel, Store};
-
-/// How many fresh ids [`SessionStore::create`] draws before giving up. A collision of two random
-/// 128-bit ids does not happen in practice; a model that reports one every time is broken, and
-/// this bound turns that into an error instead of an endless loop.
-const MAX_CREATE_ATTEMPTS: usize = 8;
+use crate::{Error, SessionData, SessionModel, Store};
 
 /// The store as a tower-sessions session store; see the [module docs](self) for what each
 /// method does.
@@ -81,19 +76,16 @@ where
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let data = to_session_data(record);
         let expires = to_chrono(record.expiry_date);
-        for _ in 0..MAX_CREATE_ATTEMPTS {
-            match Store::create(self, &record.id.to_string(), &data, Some(expires)).await? {
-                Created::Inserted => return Ok(()),
-                Created::AlreadyExists => {
-                    tracing::debug!("session id collision on create; drawing a new id");
-                    record.id = Id::default();
-                }
-            }
-        }
-        Err(session_store::Error::Backend(format!(
-            "every one of {MAX_CREATE_ATTEMPTS} fresh session ids was reported as taken; \
-             the session model's create is not honouring its contract"
-        )))
+        // The id tower-sessions drew first, then fresh ones while the store finds them taken.
+        let mut drawn = Some(record.id);
+        let mut last = record.id;
+        let fresh_id = || {
+            last = drawn.take().unwrap_or_default();
+            Ok(last.to_string())
+        };
+        Store::create_with_fresh_id(self, fresh_id, &data, Some(expires)).await?;
+        record.id = last;
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
@@ -136,7 +128,7 @@ where
     }
 }
 
-/// Removes expired sessions with [`Store::remove_expired`], in batches.
+/// Removes expired sessions with [`Store::sweep`], in batches.
 #[cfg_attr(docsrs, doc(cfg(feature = "tower-sessions")))]
 #[async_trait]
 impl<M> ExpiredDeletion for Store<M>
@@ -145,7 +137,7 @@ where
     Store<M>: fmt::Debug,
 {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        self.remove_expired().await?;
+        self.sweep().await?;
         Ok(())
     }
 }
@@ -234,7 +226,7 @@ mod tests {
         let decode = Error::Decode {
             sid: "s".into(),
             column: "data",
-            message: "bad".into(),
+            source: "bad".into(),
         };
         assert!(matches!(
             session_store::Error::from(decode),

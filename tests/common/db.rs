@@ -96,7 +96,7 @@ pub async fn mysql() -> Option<sqlx::MySqlPool> {
 /// A sqlx SQLite pool on a fresh file, opened as the store opens its own (WAL, busy timeout).
 #[cfg(feature = "sqlite")]
 pub async fn sqlite(test: &str) -> sqlx::SqlitePool {
-    <sqlx::SqlitePool as sequelstore::Connect>::connect(&temp_sqlite_url(test))
+    <sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(&temp_sqlite_url(test))
         .await
         .expect("a temporary SQLite file opens")
 }

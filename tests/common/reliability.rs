@@ -40,7 +40,7 @@ impl<B: Backend + Clone> RelCtx<B> {
         Store::auto_table(self.backends[i % self.backends.len()].clone(), &self.table)
             .await
             .unwrap()
-            .with_cleanup_interval(None)
+            .with_sweep_interval(None)
     }
 
     pub async fn finish(self) {
@@ -215,7 +215,7 @@ pub async fn ids_and_payloads_are_checked_before_any_write<B: Backend + Clone>(c
 pub async fn four_instances_sweep_together_under_load<B: Backend + Clone>(ctx: &RelCtx<B>) {
     let mut stores = Vec::new();
     for i in 0..4 {
-        stores.push(ctx.store(i).await.with_cleanup_batch(25));
+        stores.push(ctx.store(i).await.with_sweep_batch(25));
     }
     let past = Utc::now() - TimeDelta::hours(1);
     let expired = 1200;
@@ -266,7 +266,7 @@ pub async fn four_instances_sweep_together_under_load<B: Backend + Clone>(ctx: &
             tokio::spawn(async move {
                 let mut removed = 0;
                 for _ in 0..30 {
-                    removed += store.remove_expired().await.unwrap();
+                    removed += store.sweep().await.unwrap();
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 removed
@@ -278,7 +278,7 @@ pub async fn four_instances_sweep_together_under_load<B: Backend + Clone>(ctx: &
         removed += s.await.unwrap();
     }
     let live = load.await.unwrap();
-    removed += stores[0].remove_expired().await.unwrap();
+    removed += stores[0].sweep().await.unwrap();
     assert_eq!(removed, expired as u64, "every expired row removed once");
     assert_eq!(stores[1].length().await.unwrap(), live.len() as u64);
     for sid in &live {

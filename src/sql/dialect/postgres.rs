@@ -1,16 +1,10 @@
-//! PostgreSQL: its dialect and the sqlx `PgPool` backend.
+//! PostgreSQL's dialect.
 //!
 //! Times are `timestamptz`, bound as UTC; `data` is `text`, as Sequelize makes it.
 
-use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
-use sqlx::Row;
-use sqlx::postgres::{PgArguments, PgPool, PgQueryResult, PgRow, Postgres};
-use sqlx::query::Query;
 
-use crate::Result;
-use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, SweepLock};
-use crate::sqlx_backend::SqlxDatabase;
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, Param, RawTime, StatementBuilder, SweepLock};
 
 /// The PostgreSQL dialect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,6 +13,12 @@ pub struct PostgresDialect;
 impl Dialect for PostgresDialect {
     fn name(&self) -> &'static str {
         "PostgreSQL"
+    }
+
+    fn catalog(&self) -> &'static str {
+        "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
+         column_default IS NOT NULL, character_octet_length::int8 FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1"
     }
 
     fn placeholder(&self, n: usize) -> String {
@@ -95,7 +95,7 @@ impl Dialect for PostgresDialect {
         })
     }
 
-    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: Param, limit: Param) {
         // The batch's rows are found through the `expires` index and deleted by their address
         // (a TID scan). With `sid IN (SELECT ...)` the planner hash-joined the batch against
         // every expired row of the table, batch after batch. A row updated meanwhile is
@@ -127,60 +127,5 @@ impl Dialect for PostgresDialect {
             RawTime::Naive(n) => Ok(Some(n.and_utc())),
             RawTime::Text(s) => crate::sql::parse_time_text(&s).map(Some),
         }
-    }
-}
-
-#[async_trait]
-impl SqlxDatabase for Postgres {
-    const DIALECT: &'static dyn Dialect = &PostgresDialect;
-    const CATALOG: &'static str = "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
-         column_default IS NOT NULL, character_octet_length::int8 FROM information_schema.columns \
-         WHERE table_schema = current_schema() AND table_name = $1";
-
-    fn bind<'q>(
-        query: Query<'q, Postgres, PgArguments>,
-        arg: &Arg<'_>,
-    ) -> Query<'q, Postgres, PgArguments> {
-        match arg {
-            // The only column written as NULL is a time.
-            Arg::Null => query.bind(None::<DateTime<Utc>>),
-            Arg::Str(s) => query.bind(*s),
-            Arg::String(s) => query.bind(s.as_str()),
-            Arg::Int(i) => query.bind(*i),
-            Arg::Time(t) => query.bind(*t),
-            Arg::Naive(n) => query.bind(n.and_utc()),
-        }
-    }
-
-    fn decode_row(row: &PgRow) -> Result<RawRow, sqlx::Error> {
-        let expires: Option<DateTime<Utc>> = row.try_get(2)?;
-        Ok(RawRow::new(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            expires.map_or(RawTime::Null, RawTime::Utc),
-        ))
-    }
-
-    fn decode_column(row: &PgRow) -> Result<ColumnInfo, sqlx::Error> {
-        // character_octet_length of an unbounded text column is 1 GiB; keep it as the limit.
-        Ok(ColumnInfo::new(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-            row.try_get(4)?,
-        ))
-    }
-
-    fn decode_int(row: &PgRow, index: usize) -> Result<i64, sqlx::Error> {
-        row.try_get(index)
-    }
-
-    fn rows_affected(result: &PgQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
-    async fn connect(url: &str) -> Result<PgPool> {
-        Ok(PgPool::connect(url).await?)
     }
 }

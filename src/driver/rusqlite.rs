@@ -1,22 +1,21 @@
 //! SQLite through rusqlite: [`RusqliteConnection`], a [`Backend`] that runs each blocking call on
-//! tokio's blocking pool. It speaks the same [`SqliteDialect`](crate::sqlite::SqliteDialect) as
-//! the sqlx backend, so both read and write the same tables.
+//! tokio's blocking pool. It speaks the same [`SqliteDialect`] as the sqlx driver, so both read
+//! and write the same tables.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, params_from_iter};
 
-use crate::connect_session::{Backend, Connect};
-use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, RawTime, Statement, sqlite_time_text};
-use crate::sqlite::SqliteDialect;
+use super::SQLITE_BUSY_TIMEOUT;
+use crate::sql::dialect::SqliteDialect;
+use crate::sql::{
+    Arg, Args, Backend, ColumnInfo, ConnectUrl, Dialect, RawRow, RawTime, Statement,
+    sqlite_time_text,
+};
 use crate::{Error, Result};
-
-/// How long a connection the store opened waits for a lock held by another writer.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A rusqlite connection shared by a store. Cloning shares the connection.
 ///
@@ -43,7 +42,7 @@ impl RusqliteConnection {
     /// rusqlite's error when the file cannot be opened or the settings cannot be made.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self::new(conn))
@@ -67,7 +66,7 @@ impl RusqliteConnection {
     }
 }
 
-fn owned(stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<Value>> {
+fn owned(stmt: &Statement, args: &Args<'_>) -> Result<Vec<Value>> {
     stmt.bound(args)
         .map(|arg| {
             Ok(match arg? {
@@ -100,7 +99,7 @@ impl Backend for RusqliteConnection {
         &SqliteDialect
     }
 
-    async fn execute(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<u64> {
+    async fn execute(&self, stmt: &Statement, args: &Args<'_>) -> Result<u64> {
         let (sql, values) = (stmt.shared_sql(), owned(stmt, args)?);
         self.call(move |conn| {
             let n = conn
@@ -111,11 +110,11 @@ impl Backend for RusqliteConnection {
         .await
     }
 
-    async fn fetch_rows(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>> {
+    async fn fetch_rows(&self, stmt: &Statement, args: &Args<'_>) -> Result<Vec<RawRow>> {
         let (sql, values) = (stmt.shared_sql(), owned(stmt, args)?);
         self.call(move |conn| {
             let mut st = conn.prepare_cached(&sql)?;
-            let versioned = st.column_count() == 4;
+            let versioned = RawRow::has_version(st.column_count());
             let rows = st.query_map(params_from_iter(values), |row| {
                 let raw = RawRow::new(
                     text(row, 0)?.unwrap_or_default(),
@@ -132,7 +131,7 @@ impl Backend for RusqliteConnection {
         .await
     }
 
-    async fn fetch_count(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<i64> {
+    async fn fetch_count(&self, stmt: &Statement, args: &Args<'_>) -> Result<i64> {
         let (sql, values) = (stmt.shared_sql(), owned(stmt, args)?);
         self.call(move |conn| {
             Ok(conn
@@ -145,10 +144,7 @@ impl Backend for RusqliteConnection {
     async fn columns(&self, table: &str) -> Result<Vec<ColumnInfo>> {
         let table = table.to_owned();
         self.call(move |conn| {
-            let mut st = conn.prepare_cached(
-                "SELECT name, type, \"notnull\" = 0, dflt_value IS NOT NULL \
-                 FROM pragma_table_info(?1)",
-            )?;
+            let mut st = conn.prepare_cached(SqliteDialect.catalog())?;
             let rows = st.query_map([table], |row| {
                 Ok(ColumnInfo::new(
                     row.get(0)?,
@@ -175,9 +171,9 @@ impl Backend for RusqliteConnection {
 }
 
 #[async_trait]
-impl Connect for RusqliteConnection {
+impl ConnectUrl for RusqliteConnection {
     /// Opens the file named by `url`: a path, or a `sqlite://` / `sqlite:` URL of one.
-    async fn connect(url: &str) -> Result<Self> {
+    async fn connect_url(url: &str) -> Result<Self> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))

@@ -2,19 +2,19 @@
 //!
 //! SeaORM 2 runs on sqlx 0.9, the sqlx this crate uses, so a `DatabaseConnection` made by
 //! [`sea_orm::Database::connect`] holds a `SqlitePool`, `PgPool` or `MySqlPool` that a
-//! [`ConnectSession`] can run on directly. [`SeaOrmBackend`] takes that pool out of the
+//! [`ConnectSession`](crate::ConnectSession) can run on directly. [`SeaOrmBackend`] takes that pool out of the
 //! connection (a clone of the handle, not a second pool), so sessions share the application's
-//! connections, its limits and its settings. It works with every constructor of [`Store`]:
+//! connections, its limits and its settings. It works with every constructor of [`Store`](crate::Store):
 //!
 //! - `Store::auto(SeaOrmBackend::new(&db)?)` creates the `ConnectSession` table when missing;
 //! - `Store::discover(SeaOrmBackend::new(&db)?)` uses the one Sequelize (or an earlier run) made;
 //! - `Store::with_model(model)` takes a model of yours, which may hold `db.clone()` itself, or a
-//!   [`ConnectSession`] built on a [`SeaOrmBackend`] with settings of your choice
-//!   ([`ConnectSession::options`]).
+//!   [`ConnectSession`](crate::ConnectSession) built on a [`SeaOrmBackend`] with settings of your choice
+//!   ([`ConnectSession::options`](crate::ConnectSession::options)).
 //!
 //! ```
 //! use sea_orm::{ConnectionTrait, Database, Statement};
-//! use sequelstore::integration::sea_orm::{SeaOrmBackend, SeaOrmStore};
+//! use sequelstore::{SeaOrmBackend, SeaOrmStore};
 //! use sequelstore::{SessionData, Store};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,7 +40,7 @@
 //! # }
 //! ```
 //!
-//! A model of your own ([`Store::with_model`]) can hold `db.clone()` and write its table with
+//! A model of your own ([`Store::with_model`](crate::Store::with_model)) can hold `db.clone()` and write its table with
 //! SeaORM's query builder; `examples/sea_orm.rs` has one that runs on all three databases.
 //!
 //! An application that only ever talks to one database can also pass the pool itself, as
@@ -52,7 +52,7 @@
 //!
 //! SeaORM opens a SQLite database with **one** connection unless told otherwise, and the store
 //! then waits its turn behind the application's queries. `sequelstore`'s own
-//! [`Store::connect`] opens SQLite files in WAL mode with `synchronous=NORMAL`; to get the same
+//! [`Store::connect`](crate::Store::connect) opens SQLite files in WAL mode with `synchronous=NORMAL`; to get the same
 //! through SeaORM, set it on its `ConnectOptions`:
 //!
 //! ```no_run
@@ -73,11 +73,8 @@
 use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, Statement, SweepLock};
-use crate::{Backend, ConnectSession, Error, Result, Store};
-
-/// A store over a `ConnectSession` table, on the pool of a SeaORM `DatabaseConnection`.
-pub type SeaOrmStore = Store<ConnectSession<SeaOrmBackend>>;
+use crate::sql::{Args, Backend, ColumnInfo, Dialect, RawRow, Repeat, Statement, SweepLock};
+use crate::{Error, Result};
 
 /// The sqlx pool inside a SeaORM [`DatabaseConnection`], as a [`Backend`].
 ///
@@ -117,7 +114,7 @@ impl SeaOrmBackend {
     /// The pool inside `db`, shared with it: no new connection is opened.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when `db` holds no sqlx pool this build can use: a
+    /// [`Error::Misconfigured`] when `db` holds no sqlx pool this build can use: a
     /// `DatabaseConnection::default()` (disconnected), SeaORM's mock, proxy or rusqlite
     /// connections, or a database whose `sequelstore` feature is off. The message says which.
     // The last arm is reachable when the application enables SeaORM's `mock`, `proxy` or
@@ -139,12 +136,12 @@ impl SeaOrmBackend {
             DatabaseConnectionType::SqlxMySqlPoolConnection(_) => {
                 Ok(SeaOrmBackend::MySql(db.get_mysql_connection_pool().clone()))
             }
-            DatabaseConnectionType::Disconnected => Err(Error::InvalidInput(
+            DatabaseConnectionType::Disconnected => Err(Error::Misconfigured(
                 "this sea_orm::DatabaseConnection is disconnected (DatabaseConnection::default()); \
                  pass the one sea_orm::Database::connect returned"
                     .into(),
             )),
-            other => Err(Error::InvalidInput(format!(
+            other => Err(Error::Misconfigured(format!(
                 "this sea_orm::DatabaseConnection is a {other:?}, which holds no sqlx pool that \
                  sequelstore can share; connect with sea_orm::Database::connect and a sqlite:, \
                  postgres: or mysql: URL (with sequelstore's feature for that database on), or \
@@ -176,15 +173,15 @@ impl Backend for SeaOrmBackend {
         on_pool!(self, pool => Backend::dialect(pool))
     }
 
-    async fn execute(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<u64> {
+    async fn execute(&self, stmt: &Statement, args: &Args<'_>) -> Result<u64> {
         on_pool!(self, pool => Backend::execute(pool, stmt, args).await)
     }
 
-    async fn fetch_rows(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>> {
+    async fn fetch_rows(&self, stmt: &Statement, args: &Args<'_>) -> Result<Vec<RawRow>> {
         on_pool!(self, pool => Backend::fetch_rows(pool, stmt, args).await)
     }
 
-    async fn fetch_count(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<i64> {
+    async fn fetch_count(&self, stmt: &Statement, args: &Args<'_>) -> Result<i64> {
         on_pool!(self, pool => Backend::fetch_count(pool, stmt, args).await)
     }
 
@@ -204,9 +201,9 @@ impl Backend for SeaOrmBackend {
         &self,
         lock: &SweepLock,
         stmt: &Statement,
-        args: &[Arg<'_>],
-        repeat_while: u64,
+        args: &Args<'_>,
+        repeat: Repeat,
     ) -> Result<Option<u64>> {
-        on_pool!(self, pool => Backend::execute_locked(pool, lock, stmt, args, repeat_while).await)
+        on_pool!(self, pool => Backend::execute_locked(pool, lock, stmt, args, repeat).await)
     }
 }

@@ -1,18 +1,12 @@
-//! MySQL and MariaDB: their dialect and the sqlx `MySqlPool` backend.
+//! The dialect of MySQL and MariaDB.
 //!
 //! Times are `DATETIME(6)` holding the UTC wall clock (or the wall clock at the offset the model
 //! is given, for a table Sequelize wrote with another `timezone`); `data` is `MEDIUMTEXT`, since
 //! `TEXT` caps a session at 64 KiB; `sid` has a binary collation, so ids compare exactly.
 
-use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
-use sqlx::Row;
-use sqlx::mysql::{MySql, MySqlArguments, MySqlPool, MySqlQueryResult, MySqlRow};
-use sqlx::query::Query;
+use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::Result;
-use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawRow, RawTime, StatementBuilder, SweepLock};
-use crate::sqlx_backend::SqlxDatabase;
+use crate::sql::{Arg, Column, ColumnInfo, Dialect, Param, RawTime, StatementBuilder, SweepLock};
 
 /// The MySQL / MariaDB dialect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,6 +15,13 @@ pub struct MySqlDialect;
 impl Dialect for MySqlDialect {
     fn name(&self) -> &'static str {
         "MySQL"
+    }
+
+    fn catalog(&self) -> &'static str {
+        "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), \
+         CAST(IS_NULLABLE = 'YES' AS SIGNED), CAST(COLUMN_DEFAULT IS NOT NULL AS SIGNED), \
+         CAST(CHARACTER_OCTET_LENGTH AS SIGNED) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
     }
 
     fn quote(&self, ident: &str) -> String {
@@ -104,7 +105,7 @@ impl Dialect for MySqlDialect {
         format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "))
     }
 
-    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: usize, limit: usize) {
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: Param, limit: Param) {
         let expires = self.quote("expires");
         b.push(&format!(
             "DELETE FROM {} WHERE {expires} <= ",
@@ -115,7 +116,7 @@ impl Dialect for MySqlDialect {
         .arg(limit);
     }
 
-    fn sid_equals(&self, b: &mut StatementBuilder<'_>, sid: &str, arg: usize) {
+    fn sid_equals(&self, b: &mut StatementBuilder<'_>, sid: &str, arg: Param) {
         // A table Sequelize made has MariaDB's default collation, which ignores case and
         // trailing spaces: the first test finds the row through the primary key, the second
         // keeps only the exact id.
@@ -156,61 +157,5 @@ impl Dialect for MySqlDialect {
             RawTime::Utc(t) => Ok(Some(t)),
             RawTime::Text(s) => crate::sql::parse_time_text(&s).map(Some),
         }
-    }
-}
-
-#[async_trait]
-impl SqlxDatabase for MySql {
-    const DIALECT: &'static dyn Dialect = &MySqlDialect;
-    const CATALOG: &'static str = "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), \
-         CAST(IS_NULLABLE = 'YES' AS SIGNED), CAST(COLUMN_DEFAULT IS NOT NULL AS SIGNED), \
-         CAST(CHARACTER_OCTET_LENGTH AS SIGNED) FROM information_schema.COLUMNS \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
-
-    fn bind<'q>(
-        query: Query<'q, MySql, MySqlArguments>,
-        arg: &Arg<'_>,
-    ) -> Query<'q, MySql, MySqlArguments> {
-        match arg {
-            // The only column written as NULL is a time.
-            Arg::Null => query.bind(None::<NaiveDateTime>),
-            Arg::Str(s) => query.bind(*s),
-            Arg::String(s) => query.bind(s.as_str()),
-            Arg::Int(i) => query.bind(*i),
-            Arg::Time(t) => query.bind(t.naive_utc()),
-            Arg::Naive(n) => query.bind(*n),
-        }
-    }
-
-    fn decode_row(row: &MySqlRow) -> Result<RawRow, sqlx::Error> {
-        let expires: Option<NaiveDateTime> = row.try_get(2)?;
-        Ok(RawRow::new(
-            row.try_get(0)?,
-            // Unchecked: a TEXT column of a binary collation is reported as a BLOB.
-            row.try_get_unchecked(1)?,
-            expires.map_or(RawTime::Null, RawTime::Naive),
-        ))
-    }
-
-    fn decode_column(row: &MySqlRow) -> Result<ColumnInfo, sqlx::Error> {
-        Ok(ColumnInfo::new(
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get::<i64, _>(2)? != 0,
-            row.try_get::<i64, _>(3)? != 0,
-            row.try_get(4)?,
-        ))
-    }
-
-    fn decode_int(row: &MySqlRow, index: usize) -> Result<i64, sqlx::Error> {
-        row.try_get(index)
-    }
-
-    fn rows_affected(result: &MySqlQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
-    async fn connect(url: &str) -> Result<MySqlPool> {
-        Ok(MySqlPool::connect(url).await?)
     }
 }

@@ -1,6 +1,6 @@
 //! The sqlx pools as [`Backend`]s, written once for every database sqlx drives here. What
 //! differs per database (binding, decoding, the catalog) is in [`SqlxDatabase`], implemented in
-//! `sqlite.rs`, `postgres.rs` and `mysql.rs`.
+//! `sqlite.rs`, `postgres.rs` and `mysql.rs` beside this file.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +8,17 @@ use async_trait::async_trait;
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool, Row};
 
-use crate::connect_session::{Backend, Connect};
-use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, Statement, SweepLock};
+use crate::sql::{
+    Arg, Args, Backend, ColumnInfo, ConnectUrl, Dialect, RawRow, Repeat, Statement, SweepLock,
+};
 use crate::{Error, Result};
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 /// A sqlx database this crate has a dialect for: what its pool needs to be a [`Backend`].
 #[async_trait]
@@ -18,23 +26,20 @@ pub trait SqlxDatabase: Database {
     /// The SQL it speaks.
     const DIALECT: &'static dyn Dialect;
 
-    /// The catalog query listing a table's columns, with the table name as its one argument.
-    /// Each row is `name, type, nullable, has_default, max_len`.
-    const CATALOG: &'static str;
-
     /// Binds one argument the way this database wants it.
     fn bind<'q>(
         query: Query<'q, Self, Self::Arguments>,
         arg: &Arg<'_>,
     ) -> Query<'q, Self, Self::Arguments>;
 
-    /// Reads `sid, data, expires` from a row.
+    /// Reads `sid, data, expires` from a row: the first three columns of a
+    /// [`RawRow`]; a fourth, when selected, is read as the version.
     ///
     /// # Errors
     /// The driver's decode error.
     fn decode_row(row: &Self::Row) -> std::result::Result<RawRow, sqlx::Error>;
 
-    /// Reads one row of [`SqlxDatabase::CATALOG`].
+    /// Reads one row of the dialect's [`catalog`](Dialect::catalog) query.
     ///
     /// # Errors
     /// The driver's decode error.
@@ -58,7 +63,7 @@ pub trait SqlxDatabase: Database {
 
 fn query<'q, DB: SqlxDatabase>(
     stmt: &Statement,
-    args: &[Arg<'_>],
+    args: &Args<'_>,
 ) -> Result<Query<'q, DB, DB::Arguments>> {
     let mut query = sqlx::query::<DB>(AssertSqlSafe(stmt.shared_sql()));
     for arg in stmt.bound(args) {
@@ -78,32 +83,31 @@ where
         DB::DIALECT
     }
 
-    async fn execute(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<u64> {
+    async fn execute(&self, stmt: &Statement, args: &Args<'_>) -> Result<u64> {
         let result = query::<DB>(stmt, args)?.execute(self).await?;
         Ok(DB::rows_affected(&result))
     }
 
-    async fn fetch_rows(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<Vec<RawRow>> {
+    async fn fetch_rows(&self, stmt: &Statement, args: &Args<'_>) -> Result<Vec<RawRow>> {
         let rows = query::<DB>(stmt, args)?.fetch_all(self).await?;
         rows.iter()
             .map(|row| {
                 let raw = DB::decode_row(row)?;
-                // A fourth column is the version, selected from versioned tables only.
-                Ok(match row.len() {
-                    4 => raw.with_version(Some(DB::decode_int(row, 3)?)),
-                    _ => raw,
+                Ok(match RawRow::has_version(row.len()) {
+                    true => raw.with_version(Some(DB::decode_int(row, 3)?)),
+                    false => raw,
                 })
             })
             .collect()
     }
 
-    async fn fetch_count(&self, stmt: &Statement, args: &[Arg<'_>]) -> Result<i64> {
+    async fn fetch_count(&self, stmt: &Statement, args: &Args<'_>) -> Result<i64> {
         let row = query::<DB>(stmt, args)?.fetch_one(self).await?;
         Ok(DB::decode_int(&row, 0)?)
     }
 
     async fn columns(&self, table: &str) -> Result<Vec<ColumnInfo>> {
-        let rows = DB::bind(sqlx::query::<DB>(DB::CATALOG), &Arg::Str(table))
+        let rows = DB::bind(sqlx::query::<DB>(DB::DIALECT.catalog()), &Arg::Str(table))
             .fetch_all(self)
             .await?;
         rows.iter()
@@ -129,8 +133,8 @@ where
         &self,
         lock: &SweepLock,
         stmt: &Statement,
-        args: &[Arg<'_>],
-        repeat_while: u64,
+        args: &Args<'_>,
+        repeat: Repeat,
     ) -> Result<Option<u64>> {
         // The lock belongs to a connection: take one from the pool for the whole turn.
         let mut conn = self.acquire().await?;
@@ -154,7 +158,7 @@ where
                 Ok(done) => {
                     let n = DB::rows_affected(&done);
                     result = result.map(|total| total + n);
-                    if n < repeat_while {
+                    if !repeat.again_after(n) {
                         break;
                     }
                     let pause = pause_after(sweep_started.elapsed(), started.elapsed());
@@ -182,8 +186,7 @@ where
 /// batch that took `took`: nothing in its first [`UNPACED`], so that the usual sweep (every 15
 /// minutes, a few thousand rows) runs straight through; after that as long as the batch took,
 /// so that a long sweep (a backlog of a million rows) takes about half of the database's time,
-/// not all of it. Measured on PostgreSQL, 1,000,000 expired rows under a load of 16 tasks: the
-/// load's p99 3.4x its level without the sweep unpaced, 1.4x paced.
+/// not all of it (BENCHMARKS.md, the 1,000,000-row sweep, has the effect on requests' p99).
 fn pause_after(so_far: Duration, took: Duration) -> Duration {
     if so_far < UNPACED {
         Duration::ZERO
@@ -196,13 +199,13 @@ fn pause_after(so_far: Duration, took: Duration) -> Duration {
 const UNPACED: Duration = Duration::from_millis(100);
 
 #[async_trait]
-impl<DB> Connect for Pool<DB>
+impl<DB> ConnectUrl for Pool<DB>
 where
     DB: SqlxDatabase,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
 {
-    async fn connect(url: &str) -> Result<Self> {
+    async fn connect_url(url: &str) -> Result<Self> {
         DB::connect(url).await
     }
 }

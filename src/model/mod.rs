@@ -1,9 +1,35 @@
-//! The [`SessionModel`] trait, which says how sessions are persisted, and the row type it moves.
+//! The [`SessionModel`] trait, which says how sessions are persisted, the row type it moves,
+//! and the models that are not SQL: [`MemoryModel`] and [`Fallback`].
+
+mod defaults;
+mod fallback;
+mod memory;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::Result;
+pub use defaults::{delete_expired_in_batches, load_then_touch, touch_is_due};
+pub use fallback::Fallback;
+pub use memory::MemoryModel;
+
+use crate::{Error, Result};
+
+/// The longest session id a store accepts: what the default tables hold (`sid VARCHAR(255)`).
+pub const MAX_SID_LEN: usize = 255;
+
+/// Checks that `sid` is an id a store can hold: not empty, at most [`MAX_SID_LEN`] characters.
+pub(crate) fn check_sid(sid: &str) -> Result<()> {
+    if sid.is_empty() {
+        return Err(Error::InvalidInput("session id is empty".into()));
+    }
+    let len = sid.chars().count();
+    if len > MAX_SID_LEN {
+        return Err(Error::InvalidInput(format!(
+            "session id is {len} characters long; the sid column holds at most {MAX_SID_LEN}"
+        )));
+    }
+    Ok(())
+}
 
 /// One stored session as a model sees it: the id, the serialized data and the expiry.
 ///
@@ -17,8 +43,6 @@ pub struct SessionRow {
     pub data: String,
     /// When the session expires; `None` never expires (a row written that way by another client).
     pub expires: Option<DateTime<Utc>>,
-    /// The user the session belongs to, for a model whose [`Capabilities::user_id`] is true.
-    pub user_id: Option<String>,
     /// For a model whose [`Capabilities::version`] is true: on a loaded row, the stored version;
     /// on a row passed to [`SessionModel::update`], the version the write is based on (`None`:
     /// write whatever is stored).
@@ -26,7 +50,7 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
-    /// A row with the given id, data and expiry, and no optional columns.
+    /// A row with the given id, data and expiry, and no version.
     pub fn new(
         sid: impl Into<String>,
         data: impl Into<String>,
@@ -36,15 +60,8 @@ impl SessionRow {
             sid: sid.into(),
             data: data.into(),
             expires,
-            user_id: None,
             version: None,
         }
-    }
-
-    /// The same row with a user id, for models that store one.
-    pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
-        self
     }
 
     /// The same row based on stored version `version`, for optimistic concurrency.
@@ -64,8 +81,6 @@ impl SessionRow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// The model stores [`SessionRow::user_id`].
-    pub user_id: bool,
     /// The model keeps a version number per row, raised by every write of the data, and
     /// refuses an [`update`](SessionModel::update) based on another version (optimistic
     /// concurrency).
@@ -74,75 +89,12 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// No optional columns.
-    pub const NONE: Capabilities = Capabilities {
-        user_id: false,
-        version: false,
-    };
+    pub const NONE: Capabilities = Capabilities { version: false };
 
     /// The same, with a version column.
     pub const fn with_version(mut self, yes: bool) -> Self {
         self.version = yes;
         self
-    }
-
-    /// The same, with a user id column.
-    pub const fn with_user_id(mut self, yes: bool) -> Self {
-        self.user_id = yes;
-        self
-    }
-}
-
-/// Whether a throttled touch would write a row whose expiry is `stored`: always without a
-/// throttle, and for a row without expiry; otherwise when `stored` is before `only_if_before`.
-pub fn touch_is_due(stored: Option<DateTime<Utc>>, only_if_before: Option<DateTime<Utc>>) -> bool {
-    match (stored, only_if_before) {
-        (Some(stored), Some(limit)) => stored < limit,
-        _ => true,
-    }
-}
-
-/// [`SessionModel::load_and_touch`] in two steps, for any model: load, then touch when due.
-/// A model that cannot do both in one statement on some database calls this there.
-///
-/// # Errors
-/// As [`SessionModel::load`] and [`SessionModel::touch`].
-pub async fn load_then_touch<M: SessionModel + ?Sized>(
-    model: &M,
-    sid: &str,
-    expires: DateTime<Utc>,
-    now: DateTime<Utc>,
-    only_if_before: Option<DateTime<Utc>>,
-) -> Result<Option<SessionRow>> {
-    let Some(mut row) = model.load(sid, now).await? else {
-        return Ok(None);
-    };
-    if touch_is_due(row.expires, only_if_before)
-        && model.touch(sid, expires, now, only_if_before).await?
-    {
-        row.expires = Some(expires);
-    }
-    Ok(Some(row))
-}
-
-/// [`SessionModel::delete_all_expired`] for any model: [`SessionModel::delete_expired`] until a
-/// batch comes back short, letting other tasks run in between.
-///
-/// # Errors
-/// The model's error; rows deleted by earlier batches stay deleted.
-pub async fn delete_expired_in_batches<M: SessionModel + ?Sized>(
-    model: &M,
-    now: DateTime<Utc>,
-    batch: u32,
-) -> Result<u64> {
-    let batch = batch.max(1);
-    let mut total = 0;
-    loop {
-        let n = model.delete_expired(now, batch).await?;
-        total += n;
-        if n < u64::from(batch) {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
     }
 }
 

@@ -1,0 +1,315 @@
+//! [`ConnectSession`], the default model, over any [`Backend`]: the table layout Sequelize makes
+//! for the original package's `ConnectSession` model, on SQLite, PostgreSQL and MySQL/MariaDB.
+
+mod options;
+mod schema;
+mod statements;
+mod store;
+mod sweep;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, Utc};
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use options::TableOptions;
+use statements::Statements;
+
+use crate::model::{Capabilities, Created, SessionModel, SessionRow, load_then_touch};
+use crate::sql::{Arg, Args, Backend, Param, RawRow, Repeat, Statement};
+use crate::{Error, Result};
+
+/// The table name `Store::auto` creates and `Store::discover` looks for first.
+pub const DEFAULT_TABLE: &str = "ConnectSession";
+
+/// The table name Sequelize gives the `ConnectSession` model unless told to freeze table names;
+/// `Store::discover` looks for it second.
+pub const SEQUELIZE_TABLE: &str = "ConnectSessions";
+
+/// The shape of a discovered or created table: which optional columns it has and the limits
+/// the model checks before writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Table {
+    name: String,
+    has_created_at: bool,
+    has_updated_at: bool,
+    has_version: bool,
+    data_max: Option<usize>,
+    /// Whether expired rows are swept by `rowid` (SQLite tables that have one).
+    sweep_by_rowid: bool,
+}
+
+/// The default model: sessions in a `ConnectSession`-shaped table (`sid`, `expires`, `data`,
+/// `createdAt`, `updatedAt`) on any [`Backend`].
+///
+/// Make one with [`ConnectSession::auto`] (creates the table when missing) or
+/// [`ConnectSession::discover`] (uses a table that exists, as Sequelize or an earlier run made
+/// it), or through the `Store` shorthands of the same names.
+pub struct ConnectSession<B> {
+    backend: B,
+    table: Table,
+    offset: FixedOffset,
+    stmts: Arc<Statements>,
+    /// Where the database lets one writer in at a time (SQLite), this model's writes queue
+    /// here, in the process, instead of at the database's lock; shared by its clones.
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+impl<B: Backend> fmt::Debug for ConnectSession<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectSession")
+            .field("dialect", &self.backend.dialect().name())
+            .field("table", &self.table.name)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend + Clone> Clone for ConnectSession<B> {
+    fn clone(&self) -> Self {
+        ConnectSession {
+            backend: self.backend.clone(),
+            table: self.table.clone(),
+            offset: self.offset,
+            stmts: Arc::clone(&self.stmts),
+            writer: self.writer.clone(),
+        }
+    }
+}
+
+impl<B: Backend> ConnectSession<B> {
+    fn over(backend: B, table: Table, offset: FixedOffset) -> Self {
+        let stmts = Arc::new(Statements::new(backend.dialect(), &table));
+        let writer = backend
+            .dialect()
+            .single_writer()
+            .then(|| Arc::new(Mutex::new(())));
+        ConnectSession {
+            backend,
+            table,
+            offset,
+            stmts,
+            writer,
+        }
+    }
+
+    /// Waits for this model's turn to write, where the database takes one writer at a time.
+    ///
+    /// A writer that finds SQLite's write lock taken sleeps in the busy handler (1 ms, then 2,
+    /// 5, 10 ... up to 100 ms) and tries again; with many tasks writing through one pool those
+    /// sleeps, not the writes, set the pace. Queued here, each write starts as the one before
+    /// it ends. Writers in other processes, or through other models, still meet at the
+    /// database's lock and its busy timeout.
+    async fn write_turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
+        }
+    }
+
+    /// Runs a statement that writes, in this model's turn ([`ConnectSession::write_turn`]),
+    /// and returns how many rows it affected.
+    async fn write(&self, stmt: &Statement, args: &Args<'_>) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        self.backend.execute(stmt, args).await
+    }
+
+    /// [`ConnectSession::write`] for a statement that returns the rows it wrote.
+    async fn write_returning(&self, stmt: &Statement, args: &Args<'_>) -> Result<Vec<RawRow>> {
+        let _turn = self.write_turn().await;
+        self.backend.fetch_rows(stmt, args).await
+    }
+
+    /// The table this model uses.
+    pub fn table(&self) -> &str {
+        &self.table.name
+    }
+
+    /// The backend (pool or connection) this model runs on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// `t` as this table stores it.
+    fn time(&self, t: DateTime<Utc>) -> Arg<'static> {
+        self.backend.dialect().encode_time(t, self.offset)
+    }
+
+    /// The arguments of a call about session `sid` at `now`.
+    fn sid_args<'a>(&self, sid: &'a str, now: DateTime<Utc>) -> Args<'a> {
+        Args::new()
+            .with(Param::Sid, Arg::Str(sid))
+            .with(Param::Now, self.time(now))
+    }
+
+    fn row_args<'a>(&self, row: &'a SessionRow, now: DateTime<Utc>) -> Result<Args<'a>> {
+        if let Some(max) = self.table.data_max
+            && row.data.len() > max
+        {
+            return Err(Error::InvalidInput(format!(
+                "session {} is {} bytes but column {}.data holds at most {max}; widen it \
+                 (MySQL: ALTER TABLE {} MODIFY data MEDIUMTEXT) or store less in the session",
+                crate::error::redact(&row.sid),
+                row.data.len(),
+                self.table.name,
+                self.table.name
+            )));
+        }
+        let expires = row.expires.map_or(Arg::Null, |t| self.time(t));
+        let mut args = self
+            .sid_args(&row.sid, now)
+            .with(Param::Data, Arg::Str(&row.data))
+            .with(Param::Expires, expires);
+        if let Some(version) = row.version {
+            args.set(Param::Version, Arg::Int(version));
+        }
+        Ok(args)
+    }
+
+    fn decode(&self, raw: RawRow) -> Result<SessionRow> {
+        let RawRow {
+            sid,
+            data,
+            expires,
+            version,
+        } = raw;
+        let expires = match self.backend.dialect().decode_time(expires, self.offset) {
+            Ok(t) => t,
+            Err(message) => return Err(Error::decode(sid, "expires", message)),
+        };
+        let Some(data) = data else {
+            return Err(Error::decode(sid, "data", "it is NULL"));
+        };
+        let mut row = SessionRow::new(sid, data, expires);
+        row.version = version;
+        Ok(row)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> SessionModel for ConnectSession<B> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_version(self.table.has_version)
+    }
+
+    async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
+        let args = self.sid_args(sid, now);
+        let rows = self.backend.fetch_rows(&self.stmts.load, &args).await?;
+        rows.into_iter().next().map(|r| self.decode(r)).transpose()
+    }
+
+    async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
+        let args = self.row_args(row, now)?;
+        match self.write(&self.stmts.create, &args).await {
+            Ok(0) => Ok(Created::AlreadyExists),
+            Ok(_) => Ok(Created::Inserted),
+            Err(e) if self.backend.is_unique_violation(&e) => Ok(Created::AlreadyExists),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
+        let args = self.row_args(row, now)?;
+        self.write(&self.stmts.save, &args).await?;
+        Ok(())
+    }
+
+    async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
+        let args = self.row_args(row, now)?;
+        let (Some(expected), true) = (row.version, self.table.has_version) else {
+            return Ok(self.write(&self.stmts.update, &args).await? > 0);
+        };
+        if self.write(&self.stmts.update_if_version, &args).await? > 0 {
+            return Ok(true);
+        }
+        // Nothing changed: either there is no live row, or another version is stored. Only
+        // this rare path pays a second round trip to tell which.
+        match self.load(&row.sid, now).await? {
+            Some(current) => Err(Error::Conflict {
+                sid: row.sid.clone(),
+                expected,
+                found: current.version.unwrap_or(0),
+            }),
+            None => Ok(false),
+        }
+    }
+
+    async fn touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let mut args = self
+            .sid_args(sid, now)
+            .with(Param::Expires, self.time(expires));
+        let stmt = match only_if_before {
+            Some(limit) => {
+                args.set(Param::Limit, self.time(limit));
+                &self.stmts.touch_throttled
+            }
+            None => &self.stmts.touch,
+        };
+        Ok(self.write(stmt, &args).await? > 0)
+    }
+
+    async fn load_and_touch(
+        &self,
+        sid: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+        only_if_before: Option<DateTime<Utc>>,
+    ) -> Result<Option<SessionRow>> {
+        let stmt = match only_if_before {
+            None => self.stmts.touch_returning.as_ref(),
+            Some(_) => self.stmts.touch_returning_throttled.as_ref(),
+        };
+        let Some(stmt) = stmt else {
+            return load_then_touch(self, sid, expires, now, only_if_before).await;
+        };
+        let mut args = self
+            .sid_args(sid, now)
+            .with(Param::Expires, self.time(expires));
+        if let Some(limit) = only_if_before {
+            args.set(Param::Limit, self.time(limit));
+        }
+        let rows = self.write_returning(stmt, &args).await?;
+        rows.into_iter().next().map(|r| self.decode(r)).transpose()
+    }
+
+    async fn destroy(&self, sid: &str) -> Result<bool> {
+        let args = Args::new().with(Param::Sid, Arg::Str(sid));
+        Ok(self.write(&self.stmts.destroy, &args).await? > 0)
+    }
+
+    async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
+        self.sweep(now, limit, Repeat::Once).await
+    }
+
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let batch = batch.max(1);
+        let repeat = Repeat::WhileFull {
+            rows: u64::from(batch),
+        };
+        self.sweep(now, batch, repeat).await
+    }
+
+    async fn count(&self, now: DateTime<Utc>) -> Result<u64> {
+        let args = Args::new().with(Param::Now, self.time(now));
+        let n = self.backend.fetch_count(&self.stmts.count, &args).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn list(&self, now: DateTime<Utc>) -> Result<Vec<SessionRow>> {
+        let args = Args::new().with(Param::Now, self.time(now));
+        let rows = self.backend.fetch_rows(&self.stmts.list, &args).await?;
+        rows.into_iter().map(|r| self.decode(r)).collect()
+    }
+
+    async fn clear(&self) -> Result<u64> {
+        self.write(&self.stmts.clear, &Args::new()).await
+    }
+}

@@ -1,0 +1,170 @@
+//! Reading a table's shape from the catalog, checking it, and the DDL that makes it.
+
+use chrono::FixedOffset;
+
+use super::Table;
+use crate::sql::{
+    Args, Backend, Column, ColumnInfo, Dialect, StatementBuilder, validate_identifier,
+};
+use crate::{Error, Result};
+
+/// Creates table `name` with its `expires` index when missing, and adds the `version` column
+/// when `versioned` and missing. Safe to run from several app instances at once.
+pub(super) async fn create<B: Backend>(backend: &B, name: &str, versioned: bool) -> Result<()> {
+    let d = backend.dialect();
+    for ddl in d.create_table(name, Column::table_columns(versioned)) {
+        run_ddl_tolerating_races(backend, name, &ddl).await?;
+    }
+    if versioned && column(&backend.columns(name).await?, Column::Version).is_none() {
+        let ddl = format!(
+            "ALTER TABLE {} ADD COLUMN {}",
+            d.quote(name),
+            d.column_ddl(Column::Version)
+        );
+        run_ddl_tolerating_races(backend, name, &ddl).await?;
+    }
+    Ok(())
+}
+
+/// Runs `ddl`; when it fails, but `table` exists and has what `ddl` was to add, another
+/// instance starting at the same moment got there first, which is success for us too.
+async fn run_ddl_tolerating_races<B: Backend>(backend: &B, table: &str, ddl: &str) -> Result<()> {
+    let Err(err) = backend.run_ddl(ddl).await else {
+        return Ok(());
+    };
+    let columns = backend.columns(table).await?;
+    let adds_version = ddl.contains("ADD COLUMN");
+    if columns.is_empty() || (adds_version && column(&columns, Column::Version).is_none()) {
+        return Err(err);
+    }
+    tracing::debug!(table, error = %err, "DDL failed but another instance made the table; going on");
+    Ok(())
+}
+
+/// The first of `names` that is a table, checked and with its shape read.
+///
+/// # Errors
+/// [`Error::InvalidIdentifier`] for a bad name; [`Error::TableNotFound`] with the DDL to run
+/// when none is a table; [`Error::IncompatibleSchema`] when a column cannot be used.
+pub(super) async fn find<B: Backend>(
+    backend: &B,
+    names: &[&str],
+    versioned: bool,
+) -> Result<Table> {
+    let d = backend.dialect();
+    for name in names {
+        validate_identifier(name)?;
+        let columns = backend.columns(name).await?;
+        if columns.is_empty() {
+            continue;
+        }
+        let mut table = inspect(d, name, &columns, versioned)?;
+        table.sweep_by_rowid = d.sweeps_by_rowid() && has_rowid(backend, name).await;
+        return Ok(table);
+    }
+    let first = names.first().copied().unwrap_or(super::DEFAULT_TABLE);
+    let ddl = d.create_table(first, Column::table_columns(versioned));
+    Err(Error::TableNotFound {
+        tried: names.iter().map(|n| n.to_string()).collect(),
+        ddl: ddl.join(";\n") + ";",
+    })
+}
+
+/// Whether `table` has a `rowid`: SQLite tables do unless made `WITHOUT ROWID`, where
+/// selecting it fails. Any failure means no, and the sweep goes by `sid` instead.
+async fn has_rowid<B: Backend>(backend: &B, table: &str) -> bool {
+    let mut probe = StatementBuilder::new(backend.dialect());
+    probe.push(&format!(
+        "SELECT COUNT(*) FROM (SELECT rowid FROM {} LIMIT 0)",
+        backend.dialect().quote(table)
+    ));
+    match backend.fetch_count(&probe.build(), &Args::new()).await {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::debug!(table, error = %err, "no rowid; sweeping by sid");
+            false
+        }
+    }
+}
+
+/// The column of the catalog's `columns` that plays `role` (names compare without case, as
+/// MySQL and SQLite do).
+fn column(columns: &[ColumnInfo], role: Column) -> Option<&ColumnInfo> {
+    columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(role.name()))
+}
+
+/// UTC as an offset: the time offset of a table unless told otherwise.
+pub(super) fn utc() -> FixedOffset {
+    FixedOffset::east_opt(0).expect("zero is a valid offset")
+}
+
+/// Checks a table's columns against what the model needs and returns its shape.
+fn inspect(
+    d: &dyn Dialect,
+    name: &str,
+    columns: &[ColumnInfo],
+    need_version: bool,
+) -> Result<Table> {
+    let find = |role: Column| column(columns, role);
+    let incompatible = |column: &str, problem: String, fix: String| Error::IncompatibleSchema {
+        table: name.to_owned(),
+        column: column.to_owned(),
+        problem,
+        fix,
+    };
+    let all = Column::table_columns(true);
+    let mut data_max = None;
+    for &role in all {
+        let required = match role {
+            Column::Sid | Column::Data | Column::Expires => true,
+            Column::Version => need_version,
+            _ => false,
+        };
+        match find(role) {
+            None if !required => {}
+            None => {
+                return Err(incompatible(
+                    role.name(),
+                    "is missing".into(),
+                    format!(
+                        "ALTER TABLE {} ADD COLUMN {};",
+                        d.quote(name),
+                        d.column_ddl(role)
+                    ),
+                ));
+            }
+            Some(info) => {
+                if let Some((problem, fix)) = d.check_type(name, role, info) {
+                    return Err(incompatible(&info.name, problem, fix));
+                }
+                if role == Column::Data {
+                    data_max = info.max_len.and_then(|n| usize::try_from(n).ok());
+                }
+            }
+        }
+    }
+    let known = |info: &&ColumnInfo| all.iter().any(|c| info.name.eq_ignore_ascii_case(c.name()));
+    if let Some(extra) = columns
+        .iter()
+        .filter(|info| !known(info))
+        .find(|info| !info.nullable && !info.has_default)
+    {
+        return Err(incompatible(
+            &extra.name,
+            "is NOT NULL with no default, and this model does not write it".into(),
+            "give it a default, or let it be NULL; or write a model of your own that fills it \
+             (see examples/custom_model.rs)"
+                .into(),
+        ));
+    }
+    Ok(Table {
+        name: name.to_owned(),
+        has_created_at: find(Column::CreatedAt).is_some(),
+        has_updated_at: find(Column::UpdatedAt).is_some(),
+        has_version: find(Column::Version).is_some(),
+        data_max,
+        sweep_by_rowid: false,
+    })
+}

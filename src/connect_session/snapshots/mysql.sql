@@ -1,0 +1,96 @@
+---- plain table
+
+-- load (sid, sid, now)
+SELECT `sid`, `data`, `expires` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- create (sid, data, expires, now, now)
+INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);
+
+-- save (sid, data, expires, now, now)
+INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`), `updatedAt` = VALUES(`updatedAt`);
+
+-- update (data, expires, now, sid, sid, now)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- update_if_version (data, expires, now, sid, sid, now)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- touch (expires, now, sid, sid, now)
+UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- touch_throttled (expires, now, sid, sid, now, limit)
+UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND (`expires` IS NULL OR `expires` < ?);
+
+-- touch_returning: none in this dialect
+
+-- touch_returning_throttled: none in this dialect
+
+-- destroy (sid, sid)
+DELETE FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY);
+
+-- delete_expired (now, limit)
+DELETE FROM `ConnectSession` WHERE `expires` <= ? ORDER BY `expires` LIMIT ?;
+
+-- count (now)
+SELECT COUNT(*) FROM `ConnectSession` WHERE (`expires` IS NULL OR `expires` > ?);
+
+-- list (now)
+SELECT `sid`, `data`, `expires` FROM `ConnectSession` WHERE (`expires` IS NULL OR `expires` > ?);
+
+-- clear ()
+DELETE FROM `ConnectSession`;
+
+-- sweep_lock.acquire
+SELECT CAST(COALESCE(GET_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')), 0), 0) AS SIGNED);
+
+-- sweep_lock.release
+SELECT RELEASE_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')));
+
+---- versioned table
+
+-- load (sid, sid, now)
+SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- create (sid, data, expires, now, now)
+INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);
+
+-- save (sid, data, expires, now, now)
+INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`), `updatedAt` = VALUES(`updatedAt`), `version` = `ConnectSession`.`version` + 1;
+
+-- update (data, expires, now, sid, sid, now)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- update_if_version (data, expires, now, sid, sid, now, version)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND `version` = ?;
+
+-- touch (expires, now, sid, sid, now)
+UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- touch_throttled (expires, now, sid, sid, now, limit)
+UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND (`expires` IS NULL OR `expires` < ?);
+
+-- touch_returning: none in this dialect
+
+-- touch_returning_throttled: none in this dialect
+
+-- destroy (sid, sid)
+DELETE FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY);
+
+-- delete_expired (now, limit)
+DELETE FROM `ConnectSession` WHERE `expires` <= ? ORDER BY `expires` LIMIT ?;
+
+-- count (now)
+SELECT COUNT(*) FROM `ConnectSession` WHERE (`expires` IS NULL OR `expires` > ?);
+
+-- list (now)
+SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE (`expires` IS NULL OR `expires` > ?);
+
+-- clear ()
+DELETE FROM `ConnectSession`;
+
+-- sweep_lock.acquire
+SELECT CAST(COALESCE(GET_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')), 0), 0) AS SIGNED);
+
+-- sweep_lock.release
+SELECT RELEASE_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')));
+

@@ -1,0 +1,100 @@
+---- plain table
+
+-- load (sid, now)
+SELECT "sid", "data", "expires" FROM "ConnectSession" WHERE "sid" = $1 AND ("expires" IS NULL OR "expires" > $2);
+
+-- create (sid, data, expires, now)
+INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES ($1, $2, $3, $4, $4) ON CONFLICT ("sid") DO NOTHING;
+
+-- save (sid, data, expires, now)
+INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES ($1, $2, $3, $4, $4) ON CONFLICT ("sid") DO UPDATE SET "data" = excluded."data", "expires" = excluded."expires", "updatedAt" = excluded."updatedAt";
+
+-- update (data, expires, now, sid)
+UPDATE "ConnectSession" SET "data" = $1, "expires" = $2, "updatedAt" = $3 WHERE "sid" = $4 AND ("expires" IS NULL OR "expires" > $3);
+
+-- update_if_version (data, expires, now, sid)
+UPDATE "ConnectSession" SET "data" = $1, "expires" = $2, "updatedAt" = $3 WHERE "sid" = $4 AND ("expires" IS NULL OR "expires" > $3);
+
+-- touch (expires, now, sid)
+UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2);
+
+-- touch_throttled (expires, now, sid, limit)
+UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) AND ("expires" IS NULL OR "expires" < $4);
+
+-- touch_returning (expires, now, sid)
+UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) RETURNING "sid", "data", "expires";
+
+-- touch_returning_throttled (expires, now, sid, limit)
+WITH touched AS (UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) AND ("expires" IS NULL OR "expires" < $4) RETURNING "sid", "data", "expires") SELECT "sid", "data", "expires" FROM touched UNION ALL SELECT "sid", "data", "expires" FROM "ConnectSession" WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) AND NOT EXISTS (SELECT 1 FROM touched);
+
+-- destroy (sid)
+DELETE FROM "ConnectSession" WHERE "sid" = $1;
+
+-- delete_expired (now, limit)
+DELETE FROM "ConnectSession" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "ConnectSession" WHERE "expires" <= $1 LIMIT $2)) AND "expires" <= $1;
+
+-- count (now)
+SELECT COUNT(*) FROM "ConnectSession" WHERE ("expires" IS NULL OR "expires" > $1);
+
+-- list (now)
+SELECT "sid", "data", "expires" FROM "ConnectSession" WHERE ("expires" IS NULL OR "expires" > $1);
+
+-- clear ()
+DELETE FROM "ConnectSession";
+
+-- sweep_lock.acquire
+SELECT (CASE WHEN pg_try_advisory_lock(hashtext(current_schema() || '.ConnectSession')) THEN 1 ELSE 0 END)::int8;
+
+-- sweep_lock.release
+SELECT pg_advisory_unlock(hashtext(current_schema() || '.ConnectSession'));
+
+---- versioned table
+
+-- load (sid, now)
+SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE "sid" = $1 AND ("expires" IS NULL OR "expires" > $2);
+
+-- create (sid, data, expires, now)
+INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES ($1, $2, $3, $4, $4) ON CONFLICT ("sid") DO NOTHING;
+
+-- save (sid, data, expires, now)
+INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES ($1, $2, $3, $4, $4) ON CONFLICT ("sid") DO UPDATE SET "data" = excluded."data", "expires" = excluded."expires", "updatedAt" = excluded."updatedAt", "version" = "ConnectSession"."version" + 1;
+
+-- update (data, expires, now, sid)
+UPDATE "ConnectSession" SET "data" = $1, "expires" = $2, "updatedAt" = $3, "version" = "version" + 1 WHERE "sid" = $4 AND ("expires" IS NULL OR "expires" > $3);
+
+-- update_if_version (data, expires, now, sid, version)
+UPDATE "ConnectSession" SET "data" = $1, "expires" = $2, "updatedAt" = $3, "version" = "version" + 1 WHERE "sid" = $4 AND ("expires" IS NULL OR "expires" > $3) AND "version" = $5;
+
+-- touch (expires, now, sid)
+UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2);
+
+-- touch_throttled (expires, now, sid, limit)
+UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) AND ("expires" IS NULL OR "expires" < $4);
+
+-- touch_returning (expires, now, sid)
+UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) RETURNING "sid", "data", "expires", "version";
+
+-- touch_returning_throttled (expires, now, sid, limit)
+WITH touched AS (UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) AND ("expires" IS NULL OR "expires" < $4) RETURNING "sid", "data", "expires", "version") SELECT "sid", "data", "expires", "version" FROM touched UNION ALL SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE "sid" = $3 AND ("expires" IS NULL OR "expires" > $2) AND NOT EXISTS (SELECT 1 FROM touched);
+
+-- destroy (sid)
+DELETE FROM "ConnectSession" WHERE "sid" = $1;
+
+-- delete_expired (now, limit)
+DELETE FROM "ConnectSession" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "ConnectSession" WHERE "expires" <= $1 LIMIT $2)) AND "expires" <= $1;
+
+-- count (now)
+SELECT COUNT(*) FROM "ConnectSession" WHERE ("expires" IS NULL OR "expires" > $1);
+
+-- list (now)
+SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE ("expires" IS NULL OR "expires" > $1);
+
+-- clear ()
+DELETE FROM "ConnectSession";
+
+-- sweep_lock.acquire
+SELECT (CASE WHEN pg_try_advisory_lock(hashtext(current_schema() || '.ConnectSession')) THEN 1 ELSE 0 END)::int8;
+
+-- sweep_lock.release
+SELECT pg_advisory_unlock(hashtext(current_schema() || '.ConnectSession'));
+

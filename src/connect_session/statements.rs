@@ -1,0 +1,453 @@
+//! The SQL text of one table's statements, written once when the model is made.
+
+use super::Table;
+use crate::sql::{Column, Dialect, Param, Statement, StatementBuilder, SweepLock};
+
+/// The statements of one table.
+#[derive(Debug)]
+pub(super) struct Statements {
+    pub(super) load: Statement,
+    pub(super) create: Statement,
+    pub(super) save: Statement,
+    pub(super) update: Statement,
+    pub(super) update_if_version: Statement,
+    pub(super) touch: Statement,
+    pub(super) touch_throttled: Statement,
+    pub(super) touch_returning: Option<Statement>,
+    pub(super) touch_returning_throttled: Option<Statement>,
+    pub(super) destroy: Statement,
+    pub(super) delete_expired: Statement,
+    pub(super) count: Statement,
+    pub(super) list: Statement,
+    pub(super) clear: Statement,
+    pub(super) sweep_lock: Option<SweepLock>,
+    pub(super) rowid_sweep: Option<RowidSweep>,
+}
+
+/// A sweep that walks a SQLite table in `rowid` order, a batch at a time, so that it needs no
+/// index on `expires` and never scans a row twice.
+#[derive(Debug)]
+pub(super) struct RowidSweep {
+    /// The `rowid` of the expired row `Skip` places after `After`, or `After` itself when no
+    /// more than `Skip` expired rows are left past it.
+    pub(super) next: Statement,
+    /// Deletes the expired rows with a `rowid` after `After` and before `Upto`.
+    pub(super) range: Statement,
+    /// Deletes the expired rows with a `rowid` after `After`: the last, partial batch.
+    pub(super) tail: Statement,
+}
+
+impl Statements {
+    pub(super) fn new(d: &dyn Dialect, t: &Table) -> Self {
+        let w = Writer::new(d, t);
+        Statements {
+            load: w.select(true),
+            create: w.insert(d.on_conflict_do_nothing()),
+            save: w.insert(Some(d.upsert(&w.sid, &w.upsert_assignments()))),
+            update: w.update(false),
+            update_if_version: w.update(true),
+            touch: w.touch(false),
+            touch_throttled: w.touch(true),
+            touch_returning: d.update_returning().then(|| w.touch_returning()),
+            touch_returning_throttled: d.writable_cte().then(|| w.touch_returning_throttled()),
+            destroy: w.destroy(),
+            delete_expired: w.delete_expired(),
+            count: w.count(),
+            list: w.select(false),
+            clear: w.plain(&format!("DELETE FROM {}", w.table)).build(),
+            sweep_lock: d.sweep_lock(&t.name),
+            rowid_sweep: t.sweep_by_rowid.then(|| w.rowid_sweep()),
+        }
+    }
+}
+
+/// Writes the statements of one table: its quoted names, and what its shape adds.
+struct Writer<'d> {
+    d: &'d dyn Dialect,
+    t: &'d Table,
+    table: String,
+    sid: String,
+    data: String,
+    expires: String,
+    updated_at: Option<String>,
+    version: Option<String>,
+    /// The columns every read selects, in the order a [`RawRow`](crate::sql::RawRow) takes them.
+    selected: String,
+}
+
+impl<'d> Writer<'d> {
+    fn new(d: &'d dyn Dialect, t: &'d Table) -> Self {
+        let q = |c: Column| d.quote(c.name());
+        let (sid, data, expires) = (q(Column::Sid), q(Column::Data), q(Column::Expires));
+        let version = t.has_version.then(|| q(Column::Version));
+        let selected = match &version {
+            Some(v) => format!("{sid}, {data}, {expires}, {v}"),
+            None => format!("{sid}, {data}, {expires}"),
+        };
+        Writer {
+            d,
+            t,
+            table: d.quote(&t.name),
+            updated_at: t.has_updated_at.then(|| q(Column::UpdatedAt)),
+            version,
+            selected,
+            sid,
+            data,
+            expires,
+        }
+    }
+
+    fn plain(&self, sql: &str) -> StatementBuilder<'d> {
+        let mut b = StatementBuilder::new(self.d);
+        b.push(sql);
+        b
+    }
+
+    /// `(expires IS NULL OR expires > :now)`: the row is live.
+    fn live(&self, b: &mut StatementBuilder<'_>) {
+        let expires = &self.expires;
+        b.push(&format!("({expires} IS NULL OR {expires} > "))
+            .arg(Param::Now)
+            .push(")");
+    }
+
+    /// `WHERE sid = :sid AND <live>`: the row a statement about one live session acts on.
+    fn where_live_sid(&self, b: &mut StatementBuilder<'_>) {
+        b.push(" WHERE ");
+        self.d.sid_equals(b, &self.sid, Param::Sid);
+        b.push(" AND ");
+        self.live(b);
+    }
+
+    /// A plain insert of a new row, with `tail` after it (an upsert or a conflict clause).
+    fn insert(&self, tail: Option<String>) -> Statement {
+        let mut columns = vec![
+            (self.sid.clone(), Param::Sid),
+            (self.data.clone(), Param::Data),
+            (self.expires.clone(), Param::Expires),
+        ];
+        if self.t.has_created_at {
+            columns.push((self.d.quote(Column::CreatedAt.name()), Param::Now));
+        }
+        if let Some(u) = &self.updated_at {
+            columns.push((u.clone(), Param::Now));
+        }
+        let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+        let mut b = self.plain(&format!(
+            "INSERT INTO {} ({}) VALUES (",
+            self.table,
+            names.join(", ")
+        ));
+        for (i, (_, param)) in columns.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.arg(*param);
+        }
+        b.push(")");
+        if let Some(tail) = tail {
+            b.push(&tail);
+        }
+        b.build()
+    }
+
+    /// What an upsert changes on an existing row: the data, the expiry, the update time, and
+    /// the version goes up by one.
+    fn upsert_assignments(&self) -> Vec<String> {
+        let mut assignments: Vec<String> = [&self.data, &self.expires]
+            .into_iter()
+            .chain(self.updated_at.as_ref())
+            .map(|c| format!("{c} = {}", self.d.excluded(c)))
+            .collect();
+        if let Some(v) = &self.version {
+            assignments.push(format!("{v} = {}.{v} + 1", self.table));
+        }
+        assignments
+    }
+
+    /// The live row `sid` (`by_sid`) or every live row.
+    fn select(&self, by_sid: bool) -> Statement {
+        let mut b = self.plain(&format!("SELECT {} FROM {}", self.selected, self.table));
+        if by_sid {
+            self.where_live_sid(&mut b);
+        } else {
+            b.push(" WHERE ");
+            self.live(&mut b);
+        }
+        b.build()
+    }
+
+    /// Update-only: new data and expiry for the live row, and with `if_version` only when the
+    /// stored version is `:version`.
+    fn update(&self, if_version: bool) -> Statement {
+        let mut b = self.plain(&format!("UPDATE {} SET {} = ", self.table, self.data));
+        b.arg(Param::Data)
+            .push(&format!(", {} = ", self.expires))
+            .arg(Param::Expires);
+        if let Some(u) = &self.updated_at {
+            b.push(&format!(", {u} = ")).arg(Param::Now);
+        }
+        if let Some(v) = &self.version {
+            b.push(&format!(", {v} = {v} + 1"));
+        }
+        self.where_live_sid(&mut b);
+        if let (true, Some(v)) = (if_version, &self.version) {
+            b.push(&format!(" AND {v} = ")).arg(Param::Version);
+        }
+        b.build()
+    }
+
+    /// The touch `UPDATE`; `throttled` adds the condition that the stored expiry is before
+    /// `:limit`, so that a touch that is not due writes nothing.
+    fn write_touch(&self, b: &mut StatementBuilder<'_>, throttled: bool) {
+        b.push(&format!("UPDATE {} SET {} = ", self.table, self.expires))
+            .arg(Param::Expires);
+        if let Some(u) = &self.updated_at {
+            b.push(&format!(", {u} = ")).arg(Param::Now);
+        }
+        self.where_live_sid(b);
+        if throttled {
+            let expires = &self.expires;
+            b.push(&format!(" AND ({expires} IS NULL OR {expires} < "))
+                .arg(Param::Limit)
+                .push(")");
+        }
+    }
+
+    fn touch(&self, throttled: bool) -> Statement {
+        let mut b = StatementBuilder::new(self.d);
+        self.write_touch(&mut b, throttled);
+        b.build()
+    }
+
+    /// Load and slide in one statement: the updated row comes back.
+    fn touch_returning(&self) -> Statement {
+        let mut b = StatementBuilder::new(self.d);
+        self.write_touch(&mut b, false);
+        b.push(&format!(" RETURNING {}", self.selected));
+        b.build()
+    }
+
+    /// The same with the throttle, where a touch that is not due must still return the row
+    /// but write nothing: the update in a CTE, and the row as it was when it did not run.
+    fn touch_returning_throttled(&self) -> Statement {
+        let (selected, table) = (&self.selected, &self.table);
+        let mut b = self.plain("WITH touched AS (");
+        self.write_touch(&mut b, true);
+        b.push(&format!(
+            " RETURNING {selected}) SELECT {selected} FROM touched \
+             UNION ALL SELECT {selected} FROM {table}"
+        ));
+        self.where_live_sid(&mut b);
+        b.push(" AND NOT EXISTS (SELECT 1 FROM touched)");
+        b.build()
+    }
+
+    fn destroy(&self) -> Statement {
+        let mut b = self.plain(&format!("DELETE FROM {} WHERE ", self.table));
+        self.d.sid_equals(&mut b, &self.sid, Param::Sid);
+        b.build()
+    }
+
+    fn delete_expired(&self) -> Statement {
+        let mut b = StatementBuilder::new(self.d);
+        self.d
+            .delete_expired(&mut b, &self.t.name, Param::Now, Param::Limit);
+        b.build()
+    }
+
+    fn count(&self) -> Statement {
+        let mut b = self.plain(&format!("SELECT COUNT(*) FROM {} WHERE ", self.table));
+        self.live(&mut b);
+        b.build()
+    }
+
+    /// `+expires` keeps SQLite from answering by an `expires` index (made by an earlier
+    /// version, or by hand): the walk goes by `rowid`, so each row is read once per sweep.
+    fn rowid_sweep(&self) -> RowidSweep {
+        let (table, expires) = (&self.table, &self.expires);
+        let mut next = self.plain(&format!(
+            "SELECT coalesce((SELECT rowid FROM {table} WHERE rowid > "
+        ));
+        next.arg(Param::After)
+            .push(&format!(" AND +{expires} <= "))
+            .arg(Param::Now)
+            .push(" ORDER BY rowid LIMIT 1 OFFSET ")
+            .arg(Param::Skip)
+            .push("), ")
+            .arg(Param::After)
+            .push(")");
+        let mut range = self.plain(&format!("DELETE FROM {table} WHERE rowid > "));
+        range
+            .arg(Param::After)
+            .push(" AND rowid < ")
+            .arg(Param::Upto)
+            .push(&format!(" AND +{expires} <= "))
+            .arg(Param::Now);
+        let mut tail = self.plain(&format!("DELETE FROM {table} WHERE rowid > "));
+        tail.arg(Param::After)
+            .push(&format!(" AND +{expires} <= "))
+            .arg(Param::Now);
+        RowidSweep {
+            next: next.build(),
+            range: range.build(),
+            tail: tail.build(),
+        }
+    }
+}
+
+/// The SQL of every statement, per dialect, against text files kept beside this one: a change
+/// to a statement shows in review as a diff of SQL. To accept a change on purpose, run the
+/// tests with `SEQUELSTORE_BLESS=1` and commit the rewritten files.
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::*;
+    use crate::sql::dialect::{MySqlDialect, PostgresDialect, SqliteDialect};
+
+    fn table(versioned: bool, sweep_by_rowid: bool) -> Table {
+        Table {
+            name: "ConnectSession".into(),
+            has_created_at: true,
+            has_updated_at: true,
+            has_version: versioned,
+            data_max: None,
+            sweep_by_rowid,
+        }
+    }
+
+    /// Every statement of `t` in `d`, one per paragraph: its name, its parameters, its SQL.
+    fn render(d: &dyn Dialect, t: &Table) -> String {
+        let s = Statements::new(d, t);
+        let mut all: Vec<(&str, Option<&Statement>)> = vec![
+            ("load", Some(&s.load)),
+            ("create", Some(&s.create)),
+            ("save", Some(&s.save)),
+            ("update", Some(&s.update)),
+            ("update_if_version", Some(&s.update_if_version)),
+            ("touch", Some(&s.touch)),
+            ("touch_throttled", Some(&s.touch_throttled)),
+            ("touch_returning", s.touch_returning.as_ref()),
+            (
+                "touch_returning_throttled",
+                s.touch_returning_throttled.as_ref(),
+            ),
+            ("destroy", Some(&s.destroy)),
+            ("delete_expired", Some(&s.delete_expired)),
+            ("count", Some(&s.count)),
+            ("list", Some(&s.list)),
+            ("clear", Some(&s.clear)),
+        ];
+        if let Some(walk) = &s.rowid_sweep {
+            all.push(("rowid_sweep.next", Some(&walk.next)));
+            all.push(("rowid_sweep.range", Some(&walk.range)));
+            all.push(("rowid_sweep.tail", Some(&walk.tail)));
+        }
+        let mut out = String::new();
+        for (name, stmt) in all {
+            match stmt {
+                Some(stmt) => {
+                    let params: Vec<&str> = stmt.params().iter().map(|p| p.name()).collect();
+                    let _ = writeln!(out, "-- {name} ({})\n{};\n", params.join(", "), stmt.sql());
+                }
+                None => {
+                    let _ = writeln!(out, "-- {name}: none in this dialect\n");
+                }
+            }
+        }
+        match &s.sweep_lock {
+            Some(lock) => {
+                let _ = writeln!(
+                    out,
+                    "-- sweep_lock.acquire\n{};\n\n-- sweep_lock.release\n{};\n",
+                    lock.acquire, lock.release
+                );
+            }
+            None => out.push_str("-- sweep_lock: none in this dialect\n\n"),
+        }
+        out
+    }
+
+    fn check(file: &str, expected: &str, d: &dyn Dialect, rowid: bool) {
+        let mut actual = String::new();
+        for versioned in [false, true] {
+            let _ = writeln!(
+                actual,
+                "---- {} table{}\n",
+                if versioned { "versioned" } else { "plain" },
+                if rowid { ", swept by rowid" } else { "" }
+            );
+            actual.push_str(&render(d, &table(versioned, rowid)));
+        }
+        if std::env::var_os("SEQUELSTORE_BLESS").is_some() {
+            let path = format!(
+                "{}/src/connect_session/snapshots/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::write(&path, &actual).expect("the snapshot file is writable");
+            return;
+        }
+        assert!(
+            actual == expected,
+            "the SQL of {file} changed; if that is meant, run with SEQUELSTORE_BLESS=1 and commit \
+             the file. Now:\n{actual}"
+        );
+    }
+
+    #[test]
+    fn sqlite_statements() {
+        check(
+            "sqlite.sql",
+            include_str!("snapshots/sqlite.sql"),
+            &SqliteDialect,
+            true,
+        );
+    }
+
+    #[test]
+    fn sqlite_statements_without_rowid() {
+        check(
+            "sqlite_without_rowid.sql",
+            include_str!("snapshots/sqlite_without_rowid.sql"),
+            &SqliteDialect,
+            false,
+        );
+    }
+
+    #[test]
+    fn postgres_statements() {
+        check(
+            "postgres.sql",
+            include_str!("snapshots/postgres.sql"),
+            &PostgresDialect,
+            false,
+        );
+    }
+
+    #[test]
+    fn mysql_statements() {
+        check(
+            "mysql.sql",
+            include_str!("snapshots/mysql.sql"),
+            &MySqlDialect,
+            false,
+        );
+    }
+
+    #[test]
+    fn a_table_without_sequelize_timestamps_writes_none() {
+        let t = Table {
+            has_created_at: false,
+            has_updated_at: false,
+            ..table(false, false)
+        };
+        let s = Statements::new(&PostgresDialect, &t);
+        assert_eq!(
+            s.create.sql(),
+            "INSERT INTO \"ConnectSession\" (\"sid\", \"data\", \"expires\") VALUES ($1, $2, $3) \
+             ON CONFLICT (\"sid\") DO NOTHING"
+        );
+        assert!(!s.touch.sql().contains("updatedAt"), "{}", s.touch.sql());
+    }
+}

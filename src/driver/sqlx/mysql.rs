@@ -1,0 +1,64 @@
+//! sqlx's `MySqlPool` as a backend: binding, decoding and the catalog for MySQL and MariaDB.
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use sqlx::Row;
+use sqlx::mysql::{MySql, MySqlArguments, MySqlPool, MySqlQueryResult, MySqlRow};
+use sqlx::query::Query;
+
+use super::SqlxDatabase;
+use crate::Result;
+use crate::sql::dialect::MySqlDialect;
+use crate::sql::{Arg, ColumnInfo, Dialect, RawRow, RawTime};
+
+#[async_trait]
+impl SqlxDatabase for MySql {
+    const DIALECT: &'static dyn Dialect = &MySqlDialect;
+
+    fn bind<'q>(
+        query: Query<'q, MySql, MySqlArguments>,
+        arg: &Arg<'_>,
+    ) -> Query<'q, MySql, MySqlArguments> {
+        match arg {
+            // The only column written as NULL is a time.
+            Arg::Null => query.bind(None::<NaiveDateTime>),
+            Arg::Str(s) => query.bind(*s),
+            Arg::String(s) => query.bind(s.as_str()),
+            Arg::Int(i) => query.bind(*i),
+            Arg::Time(t) => query.bind(t.naive_utc()),
+            Arg::Naive(n) => query.bind(*n),
+        }
+    }
+
+    fn decode_row(row: &MySqlRow) -> Result<RawRow, sqlx::Error> {
+        let expires: Option<NaiveDateTime> = row.try_get(2)?;
+        Ok(RawRow::new(
+            row.try_get(0)?,
+            // Unchecked: a TEXT column of a binary collation is reported as a BLOB.
+            row.try_get_unchecked(1)?,
+            expires.map_or(RawTime::Null, RawTime::Naive),
+        ))
+    }
+
+    fn decode_column(row: &MySqlRow) -> Result<ColumnInfo, sqlx::Error> {
+        Ok(ColumnInfo::new(
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get::<i64, _>(2)? != 0,
+            row.try_get::<i64, _>(3)? != 0,
+            row.try_get(4)?,
+        ))
+    }
+
+    fn decode_int(row: &MySqlRow, index: usize) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn rows_affected(result: &MySqlQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn connect(url: &str) -> Result<MySqlPool> {
+        Ok(MySqlPool::connect(url).await?)
+    }
+}

@@ -1,0 +1,192 @@
+//! [`Dialect`]: the SQL text a database speaks, written once per database in `dialect/`.
+
+use std::fmt::Debug;
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+use super::{Arg, Column, ColumnInfo, Param, RawTime, StatementBuilder};
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+pub use mysql::MySqlDialect;
+pub use postgres::PostgresDialect;
+pub use sqlite::SqliteDialect;
+
+/// The SQL a backend speaks: quoting, placeholders, types, and the few statements whose form
+/// differs between databases. A dialect writes SQL text only; it never runs anything.
+pub trait Dialect: Send + Sync + Debug + 'static {
+    /// A short name for messages (`PostgreSQL`).
+    fn name(&self) -> &'static str;
+
+    /// `ident` quoted for this dialect. Only called with validated identifiers. Defaults to
+    /// standard SQL's double quotes.
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{ident}\"")
+    }
+
+    /// The catalog query listing a table's columns in the current database or schema, with
+    /// the table name as its one parameter. Each row is `name, type, nullable, has_default,
+    /// max_len` (`max_len` NULL where the catalog has no such figure).
+    fn catalog(&self) -> &'static str;
+
+    /// The text of the `n`th placeholder, counting from 1.
+    fn placeholder(&self, n: usize) -> String;
+
+    /// Whether placeholders are numbered, so one bound value can be used twice.
+    fn numbered_placeholders(&self) -> bool;
+
+    /// The column definition used by `CREATE TABLE` and in fixes (`"expires" TIMESTAMPTZ`).
+    fn column_ddl(&self, column: Column) -> String;
+
+    /// The statements that create the table with `columns`, and its `expires` index where
+    /// [`Dialect::index_expires`] says so, when they are missing. Defaults to
+    /// `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`.
+    fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
+        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
+        let mut ddl = vec![format!(
+            "CREATE TABLE IF NOT EXISTS {} ({})",
+            self.quote(table),
+            columns.join(", ")
+        )];
+        if self.index_expires() {
+            ddl.push(format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                self.quote(&format!("{table}_expires_idx")),
+                self.quote(table),
+                self.quote(Column::Expires.name())
+            ));
+        }
+        ddl
+    }
+
+    /// Whether a table made here gets an index on `expires`, so that a sweep finds expired
+    /// rows without reading the others. Every touch and update then moves the row's entry in
+    /// it. Defaults to yes unless sweeps walk the table by `rowid`, which needs no index.
+    fn index_expires(&self) -> bool {
+        !self.sweeps_by_rowid()
+    }
+
+    /// Whether sweeps walk the table by `rowid` (SQLite) where the table has one, instead of
+    /// finding expired rows through an index on `expires`.
+    fn sweeps_by_rowid(&self) -> bool {
+        false
+    }
+
+    /// Why a column of `column`'s role cannot be used with this type, or `None` if it can.
+    /// Returns the problem and the SQL that fixes it.
+    fn check_type(
+        &self,
+        table: &str,
+        column: Column,
+        info: &ColumnInfo,
+    ) -> Option<(String, String)>;
+
+    /// Clause appended to a plain `INSERT` so that a row with the same key is left alone and
+    /// the insert affects no row. `None` where the dialect has no such clause: then the
+    /// backend reports the conflict as a unique violation, which the model maps. Defaults to
+    /// `ON CONFLICT (sid) DO NOTHING`.
+    fn on_conflict_do_nothing(&self) -> Option<String> {
+        Some(format!(
+            " ON CONFLICT ({}) DO NOTHING",
+            self.quote(Column::Sid.name())
+        ))
+    }
+
+    /// The value an upsert's insert gave for `column` (quoted), usable in the update part:
+    /// `excluded."data"` (the default) or `VALUES(`data`)`.
+    fn excluded(&self, column: &str) -> String {
+        format!("excluded.{column}")
+    }
+
+    /// Clause appended to an `INSERT` that turns it into an upsert on `sid` (quoted) making
+    /// the `assignments` (`col = expr`) to the existing row. Defaults to
+    /// `ON CONFLICT (sid) DO UPDATE SET ...`.
+    fn upsert(&self, sid: &str, assignments: &[String]) -> String {
+        format!(
+            " ON CONFLICT ({sid}) DO UPDATE SET {}",
+            assignments.join(", ")
+        )
+    }
+
+    /// Writes into `b` a condition that the `sid` column (quoted) equals parameter `arg`,
+    /// exactly: same case, same trailing spaces.
+    fn sid_equals(&self, b: &mut StatementBuilder<'_>, sid: &str, arg: Param) {
+        b.push(&format!("{sid} = ")).arg(arg);
+    }
+
+    /// Whether the database lets one writer in at a time, so that a model queues its writes
+    /// in the process rather than at the database's lock.
+    fn single_writer(&self) -> bool {
+        false
+    }
+
+    /// Whether `UPDATE ... RETURNING` returns the updated rows.
+    fn update_returning(&self) -> bool {
+        false
+    }
+
+    /// Whether a data-modifying statement can stand in a `WITH` clause of a `SELECT`
+    /// (PostgreSQL's writable CTEs).
+    fn writable_cte(&self) -> bool {
+        false
+    }
+
+    /// SQL that takes and gives back a lock, held by one connection, under which only one
+    /// app instance at a time sweeps `table`; `None` where the database needs none.
+    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
+        let _ = table;
+        None
+    }
+
+    /// Writes into `b` a statement deleting at most `limit` rows of `table` (unquoted) whose
+    /// `expires` is at or before parameter `now`, with `limit` the parameter of the bound.
+    /// Defaults to [`delete_expired_by_key`] with no lock clause.
+    fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: Param, limit: Param) {
+        delete_expired_by_key(b, table, now, limit, "");
+    }
+
+    /// `t` as the bound value this dialect stores, given the table's time offset.
+    fn encode_time(&self, t: DateTime<Utc>, offset: FixedOffset) -> Arg<'static>;
+
+    /// A stored time back to UTC, or a message saying why it does not decode.
+    fn decode_time(
+        &self,
+        raw: RawTime,
+        offset: FixedOffset,
+    ) -> std::result::Result<Option<DateTime<Utc>>, String>;
+}
+
+/// A lock one connection takes before sweeping and gives back after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepLock {
+    /// Selects one integer: 1 when the lock was taken, anything else when another holds it.
+    pub acquire: String,
+    /// Gives the lock back.
+    pub release: String,
+}
+
+/// The batched sweep for dialects that can pick a bounded set of keys in a subquery:
+/// `DELETE ... WHERE sid IN (SELECT sid ... LIMIT n <lock>) AND expires <= now`. The outer
+/// condition is checked again on the row as it is when deleted, so a row that a concurrent
+/// touch made live meanwhile is kept.
+pub fn delete_expired_by_key(
+    b: &mut StatementBuilder<'_>,
+    table: &str,
+    now: Param,
+    limit: Param,
+    lock: &str,
+) {
+    let d = b.dialect();
+    let (t, sid, expires) = (d.quote(table), d.quote("sid"), d.quote("expires"));
+    b.push(&format!(
+        "DELETE FROM {t} WHERE {sid} IN (SELECT {sid} FROM {t} WHERE {expires} <= "
+    ))
+    .arg(now)
+    .push(" LIMIT ")
+    .arg(limit)
+    .push(lock)
+    .push(&format!(") AND {expires} <= "))
+    .arg(now);
+}

@@ -1,0 +1,231 @@
+//! What every SQL backend shares: the values it binds, the rows it returns, identifier checks
+//! and time text; the [`Backend`] trait a driver implements, the [`Dialect`] it speaks and the
+//! [`Statement`]s a model runs through it.
+
+mod backend;
+pub mod dialect;
+mod statement;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+pub use backend::{Backend, ConnectUrl, Repeat};
+pub use dialect::{Dialect, SweepLock, delete_expired_by_key};
+pub use statement::{Args, Param, Statement, StatementBuilder};
+
+use crate::{Error, Result};
+
+/// The longest table name accepted, so that derived names (`<table>_expires_idx`) stay within
+/// every dialect's identifier limit (63 bytes on PostgreSQL, 64 on MySQL).
+pub const MAX_TABLE_NAME: usize = 50;
+
+/// The longest session id the default tables hold (`sid VARCHAR(255)`).
+pub const MAX_SID_LEN: usize = 255;
+
+/// Checks that `name` is a plain identifier: 1 to 50 ASCII letters, digits and underscores,
+/// not starting with a digit. Only such names are ever put into SQL text.
+///
+/// # Errors
+/// [`Error::InvalidIdentifier`] saying what is wrong.
+pub fn validate_identifier(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_TABLE_NAME {
+        Some("it is longer than 50 characters")
+    } else if name.starts_with(|c: char| c.is_ascii_digit()) {
+        Some("it starts with a digit")
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Some("it has a character other than an ASCII letter, digit or underscore")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidIdentifier {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A value bound to a statement. Backends bind each variant as their driver's natural type.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Arg<'a> {
+    /// SQL NULL.
+    Null,
+    /// Text borrowed from the caller.
+    Str(&'a str),
+    /// Text made for this statement (a time written as text, for instance).
+    String(String),
+    /// An integer.
+    Int(i64),
+    /// A point in time, bound as a zone-aware timestamp.
+    Time(DateTime<Utc>),
+    /// A wall-clock time with no zone, bound as `DATETIME`.
+    Naive(NaiveDateTime),
+}
+
+/// A time as the database returned it, before the dialect turns it into UTC.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RawTime {
+    /// NULL.
+    Null,
+    /// Text (SQLite).
+    Text(String),
+    /// A zone-aware timestamp (PostgreSQL `timestamptz`).
+    Utc(DateTime<Utc>),
+    /// A wall-clock `DATETIME` (MySQL), in the table's offset.
+    Naive(NaiveDateTime),
+}
+
+/// A session row as the database returned it: `sid, data, expires` and, for a versioned
+/// table, `version`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RawRow {
+    /// The `sid` column.
+    pub sid: String,
+    /// The `data` column; `None` for SQL NULL.
+    pub data: Option<String>,
+    /// The `expires` column.
+    pub expires: RawTime,
+    /// The `version` column, when the statement selected it.
+    pub version: Option<i64>,
+}
+
+impl RawRow {
+    /// A raw row from its three columns.
+    pub fn new(sid: String, data: Option<String>, expires: RawTime) -> Self {
+        RawRow {
+            sid,
+            data,
+            expires,
+            version: None,
+        }
+    }
+
+    /// Whether a row of `columns` columns holds a version: reads select `sid, data, expires`,
+    /// and `version` after them from a versioned table.
+    pub fn has_version(columns: usize) -> bool {
+        columns == 4
+    }
+
+    /// The same row with a `version` column.
+    pub fn with_version(mut self, version: Option<i64>) -> Self {
+        self.version = version;
+        self
+    }
+}
+
+/// One column of a table, as the database catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ColumnInfo {
+    /// The column name, as stored.
+    pub name: String,
+    /// The declared type, lower case (`timestamp with time zone`, `datetime`, `varchar(255)`).
+    pub data_type: String,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// Whether the column has a default value.
+    pub has_default: bool,
+    /// The most bytes (or characters, where the catalog counts those) a text column holds.
+    pub max_len: Option<i64>,
+}
+
+impl ColumnInfo {
+    /// A column description from the catalog's fields.
+    pub fn new(
+        name: String,
+        data_type: String,
+        nullable: bool,
+        has_default: bool,
+        max_len: Option<i64>,
+    ) -> Self {
+        ColumnInfo {
+            name,
+            data_type: data_type.to_ascii_lowercase(),
+            nullable,
+            has_default,
+            max_len,
+        }
+    }
+}
+
+/// The roles the columns of a sessions table play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Column {
+    /// The session id, the primary key.
+    Sid,
+    /// The serialized session.
+    Data,
+    /// The expiry.
+    Expires,
+    /// When the row was made (Sequelize's `createdAt`).
+    CreatedAt,
+    /// When the row was last written (Sequelize's `updatedAt`).
+    UpdatedAt,
+    /// The version number, for optimistic concurrency; optional.
+    Version,
+}
+
+impl Column {
+    /// The column's name in a `ConnectSession` table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Sid => "sid",
+            Column::Data => "data",
+            Column::Expires => "expires",
+            Column::CreatedAt => "createdAt",
+            Column::UpdatedAt => "updatedAt",
+            Column::Version => "version",
+        }
+    }
+
+    /// The columns of a `ConnectSession` table, in table order, with `version` when asked.
+    pub fn table_columns(versioned: bool) -> &'static [Column] {
+        const PLAIN: [Column; 5] = [
+            Column::Sid,
+            Column::Expires,
+            Column::Data,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+        ];
+        const VERSIONED: [Column; 6] = [
+            Column::Sid,
+            Column::Expires,
+            Column::Data,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+            Column::Version,
+        ];
+        if versioned { &VERSIONED } else { &PLAIN }
+    }
+
+    /// Whether the column holds a time.
+    pub fn is_time(self) -> bool {
+        matches!(
+            self,
+            Column::Expires | Column::CreatedAt | Column::UpdatedAt
+        )
+    }
+}
+
+/// Formats `t` as Sequelize writes times into SQLite: `2026-11-27 00:00:32.446 +00:00`.
+/// Text in this form sorts in time order.
+pub fn sqlite_time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f +00:00").to_string()
+}
+
+/// Parses a time stored as text: the Sequelize form above, RFC 3339 (`T`, `Z` or an offset),
+/// or a plain `YYYY-MM-DD HH:MM:SS[.fff]` taken as UTC.
+pub fn parse_time_text(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %:z")
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").map(|n| n.and_utc()))
+        .map_err(|_| format!("{s:?} is not a time this store can read"))
+}

@@ -1,0 +1,485 @@
+//! The session calls of a [`Store`]: get, set, create, update, touch, destroy, all, length,
+//! clear and sweep, and how session data becomes a row and back.
+
+use chrono::{DateTime, Utc};
+
+use super::{FRESH_ID_ATTEMPTS, MERGE_ATTEMPTS, Session, Store};
+use crate::error::redact;
+use crate::model::{Created, SessionModel, SessionRow, check_sid};
+use crate::serializer::SessionData;
+use crate::{Error, Result};
+
+impl<M: SessionModel> Store<M> {
+    /// The live session `sid`, or `None` when there is none or it has expired.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id; [`Error::Decode`](crate::Error::Decode) for a stored session that does not
+    /// decode; the model's error.
+    pub async fn get(&self, sid: &str) -> Result<Option<Session>> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        match self.model.load(sid, self.now()).await? {
+            Some(row) => Ok(Some(self.decode(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The live session `sid` with its expiry slid to `expires` (or now + ttl), honouring the
+    /// touch throttle: [`Store::get`] and [`Store::touch`] in one call, and on PostgreSQL and
+    /// SQLite in one statement. The session comes back with the expiry it has after the touch.
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub async fn get_and_touch(
+        &self,
+        sid: &str,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<Option<Session>> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        let now = self.now();
+        let expires = self.expiry_at(now, expires);
+        let only_if_before = self.throttle_limit(expires);
+        match self
+            .model
+            .load_and_touch(sid, expires, now, only_if_before)
+            .await?
+        {
+            Some(row) => Ok(Some(self.decode(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes session `sid` (insert or replace), expiring at `expires` or after the ttl.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id or an oversized session; [`Error::Encode`](crate::Error::Encode); the model's error.
+    pub async fn set(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let now = self.now();
+        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        self.model.save(&row, now).await
+    }
+
+    /// Inserts session `sid` as new; an existing id is reported, never overwritten.
+    ///
+    /// # Errors
+    /// As [`Store::set`].
+    pub async fn create(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<Created> {
+        let now = self.now();
+        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        self.model.create(&row, now).await
+    }
+
+    /// Inserts a new session under an id from `fresh_id`, drawing another id while the model
+    /// reports the one drawn as taken, and returns the id it was stored under. This is how
+    /// every web adapter creates a session: insert only, never overwriting, with one bound on
+    /// the draws ([`FRESH_ID_ATTEMPTS`](crate::FRESH_ID_ATTEMPTS)) so that a model that
+    /// reports every id as taken is an error rather than an endless loop.
+    ///
+    /// # Errors
+    /// As [`Store::set`]; the error `fresh_id` returns; [`Error::Backend`](crate::Error::Backend) when every id drawn
+    /// was taken.
+    pub async fn create_with_fresh_id(
+        &self,
+        mut fresh_id: impl FnMut() -> Result<String> + Send,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<String> {
+        for _ in 0..FRESH_ID_ATTEMPTS {
+            let sid = fresh_id()?;
+            match self.create(&sid, data, expires).await? {
+                Created::Inserted => return Ok(sid),
+                Created::AlreadyExists => {
+                    tracing::debug!("session id collision on create; drawing a new id");
+                }
+            }
+        }
+        Err(Error::backend(format!(
+            "every one of {FRESH_ID_ATTEMPTS} fresh session ids was reported as taken; \
+             the session model's create is not honouring its contract, or the ids are not random"
+        )))
+    }
+
+    /// Replaces live session `sid` and returns whether there was one: a session destroyed or
+    /// expired meanwhile stays gone (a request finishing after logout does not log back in).
+    ///
+    /// # Errors
+    /// As [`Store::set`].
+    pub async fn update(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        let now = self.now();
+        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        self.model.update(&row, now).await
+    }
+
+    /// Writes `session` back only if the stored version is still `session.version`
+    /// (optimistic concurrency), raising the version; returns whether a live session was
+    /// written. When someone else wrote it meanwhile, the merge set with
+    /// [`Store::with_conflict_merge`] combines the two and the write is tried again; without
+    /// one, that is [`Error::Conflict`](crate::Error::Conflict). A session without a version (an unversioned model) is
+    /// written as [`Store::update`] does.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict), and as [`Store::set`].
+    pub async fn update_session(&self, session: &Session) -> Result<bool> {
+        let mut now = self.now();
+        let expires = self.expiry_at(now, session.expires);
+        let mut row = self.encode(&session.id, &session.data, expires)?;
+        row.version = session.version;
+        let mut attempts = 0;
+        loop {
+            match self.model.update(&row, now).await {
+                Err(Error::Conflict { .. })
+                    if self.merge.is_some() && attempts < MERGE_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    let Some(stored) = self.get(&session.id).await? else {
+                        return Ok(false);
+                    };
+                    let merge = self.merge.as_deref().expect("checked in the match guard");
+                    let merged = merge(&stored.data, &session.data);
+                    row = self.encode(&session.id, &merged, expires)?;
+                    row.version = stored.version;
+                    now = self.now();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Slides the expiry of live session `sid` to `expires` (or now + ttl), honouring the touch
+    /// throttle. Returns whether a write happened: `false` for a missing or expired session and
+    /// for a touch the throttle skipped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id; the model's error.
+    pub async fn touch(&self, sid: &str, expires: Option<DateTime<Utc>>) -> Result<bool> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        let now = self.now();
+        let expires = self.expiry_at(now, expires);
+        let only_if_before = self.throttle_limit(expires);
+        self.model.touch(sid, expires, now, only_if_before).await
+    }
+
+    /// Deletes session `sid` and returns whether there was one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id; the model's error.
+    pub async fn destroy(&self, sid: &str) -> Result<bool> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        self.model.destroy(sid).await
+    }
+
+    /// All live sessions.
+    ///
+    /// # Errors
+    /// [`Error::Decode`](crate::Error::Decode) naming the first stored session that does not decode; the model's error.
+    pub async fn all(&self) -> Result<Vec<Session>> {
+        self.ensure_sweeper();
+        let rows = self.model.list(self.now()).await?;
+        rows.into_iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// The number of live sessions.
+    ///
+    /// # Errors
+    /// The model's error.
+    pub async fn length(&self) -> Result<u64> {
+        self.ensure_sweeper();
+        self.model.count(self.now()).await
+    }
+
+    /// Deletes every session, live or expired, and returns how many went.
+    ///
+    /// # Errors
+    /// The model's error.
+    pub async fn clear(&self) -> Result<u64> {
+        self.ensure_sweeper();
+        self.model.clear().await
+    }
+
+    /// Removes all expired sessions now, in batches, and returns how many went: for a cron job
+    /// when the background task is off.
+    ///
+    /// # Errors
+    /// The model's error; rows deleted by earlier batches stay deleted.
+    pub async fn sweep(&self) -> Result<u64> {
+        self.model
+            .delete_all_expired(self.now(), self.sweep_batch)
+            .await
+    }
+
+    /// The row for session `sid`, serialized for a row that expires at `expires`.
+    fn encode(&self, sid: &str, data: &SessionData, expires: DateTime<Utc>) -> Result<SessionRow> {
+        self.ensure_sweeper();
+        check_sid(sid)?;
+        let text = self
+            .serializer
+            .serialize(data, Some(expires))
+            .map_err(|source| Error::Encode {
+                sid: sid.to_owned(),
+                source,
+            })?;
+        if let Some(max) = self.max_data_len
+            && text.len() > max
+        {
+            return Err(Error::InvalidInput(format!(
+                "session {} is {} bytes serialized, over the store's maximum of {max}; \
+                 store less in the session or raise the limit with Store::with_max_data_len",
+                redact(sid),
+                text.len()
+            )));
+        }
+        Ok(SessionRow::new(sid, text, Some(expires)))
+    }
+
+    fn decode(&self, row: SessionRow) -> Result<Session> {
+        let data = self
+            .serializer
+            .deserialize(&row.data)
+            .map_err(|source| Error::Decode {
+                sid: row.sid.clone(),
+                column: "data",
+                source,
+            })?;
+        Ok(Session {
+            id: row.sid,
+            data,
+            expires: row.expires,
+            version: row.version,
+        })
+    }
+
+    fn ensure_sweeper(&self) {
+        if self.sweeper.handle.get().is_none() {
+            self.start_sweeper_if_in_runtime();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{TimeDelta, TimeZone};
+    use mockall::predicate::eq;
+
+    use super::*;
+    use crate::Clock;
+    use crate::model::{MemoryModel, MockSessionModel};
+
+    #[derive(Debug)]
+    struct Fixed(DateTime<Utc>);
+
+    impl Clock for Fixed {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 2, 3, 4, 5).single().unwrap()
+    }
+
+    fn quiet(mock: MockSessionModel) -> Store<MockSessionModel> {
+        Store::with_model(mock)
+            .with_sweep_interval(None)
+            .with_clock(Fixed(t0()))
+    }
+
+    fn data() -> SessionData {
+        SessionData::from_iter([("n".to_string(), serde_json::json!(1))])
+    }
+
+    #[tokio::test]
+    async fn ttl_defaults_to_14_days() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_save()
+            .withf(|row, now| {
+                *now == t0()
+                    && row.expires == Some(t0() + TimeDelta::days(14))
+                    && row.data == r#"{"n":1}"#
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        quiet(mock).set("s", &data(), None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_callers_expiry_wins_over_the_ttl() {
+        let cookie = t0() + TimeDelta::minutes(5) + TimeDelta::microseconds(1_234_567);
+        let mut mock = MockSessionModel::new();
+        mock.expect_save()
+            .withf(move |row, _| {
+                row.expires == Some(t0() + TimeDelta::minutes(5) + TimeDelta::milliseconds(1234))
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let store = quiet(mock).with_ttl(Duration::from_secs(60));
+        store.set("s", &data(), Some(cookie)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_custom_ttl_is_used_for_new_expiries() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_create()
+            .withf(|row, _| row.expires == Some(t0() + TimeDelta::hours(1)))
+            .times(1)
+            .returning(|_, _| Ok(Created::Inserted));
+        let store = quiet(mock).with_ttl(Duration::from_secs(3600));
+        assert_eq!(
+            store.create("s", &data(), None).await.unwrap(),
+            Created::Inserted
+        );
+    }
+
+    #[tokio::test]
+    async fn touch_without_throttle_always_writes() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_touch()
+            .with(
+                eq("s"),
+                eq(t0() + TimeDelta::days(14)),
+                eq(t0()),
+                eq(None::<DateTime<Utc>>),
+            )
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        assert!(quiet(mock).touch("s", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn touch_throttle_asks_the_model_for_a_guarded_update() {
+        let mut mock = MockSessionModel::new();
+        let expires = t0() + TimeDelta::hours(1);
+        mock.expect_touch()
+            .with(
+                eq("s"),
+                eq(expires),
+                eq(t0()),
+                eq(Some(expires - TimeDelta::seconds(60))),
+            )
+            .times(1)
+            .returning(|_, _, _, _| Ok(false));
+        let store = quiet(mock)
+            .with_ttl(Duration::from_secs(3600))
+            .with_touch_after(Duration::from_secs(60));
+        assert!(!store.touch("s", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn bad_ids_and_oversized_data_never_reach_the_model() {
+        let store = quiet(MockSessionModel::new()).with_max_data_len(8);
+        for sid in ["", &"x".repeat(256)] {
+            assert!(matches!(store.get(sid).await, Err(Error::InvalidInput(_))));
+            assert!(matches!(
+                store.set(sid, &data(), None).await,
+                Err(Error::InvalidInput(_))
+            ));
+            assert!(matches!(
+                store.destroy(sid).await,
+                Err(Error::InvalidInput(_))
+            ));
+        }
+        let big = SessionData::from_iter([("k".to_string(), serde_json::json!("0123456789"))]);
+        let err = store.set("ok", &big, None).await.unwrap_err();
+        assert!(err.to_string().contains("with_max_data_len"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn undecodable_data_is_a_decode_error_naming_the_session() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_load()
+            .returning(|sid, _| Ok(Some(SessionRow::new(sid, "not json", None))));
+        match quiet(mock).get("bad").await {
+            Err(Error::Decode { sid, column, .. }) => {
+                assert_eq!((sid.as_str(), column), ("bad", "data"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn remove_expired_is_one_sweep_in_the_stores_batches() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_delete_all_expired()
+            .withf(|now, batch| *now == t0() && *batch == 10)
+            .times(1)
+            .returning(|_, _| Ok(23));
+        let store = quiet(mock).with_sweep_batch(10);
+        assert_eq!(store.sweep().await.unwrap(), 23);
+    }
+
+    #[tokio::test]
+    async fn a_stale_update_is_refused_without_a_merge() {
+        let store = Store::with_model(MemoryModel::new()).with_sweep_interval(None);
+        store.set("s", &data(), None).await.unwrap();
+        let mut a = store.get("s").await.unwrap().unwrap();
+        let mut b = a.clone();
+        a.data.insert("a".into(), serde_json::json!(true));
+        b.data.insert("b".into(), serde_json::json!(true));
+        assert!(store.update_session(&a).await.unwrap());
+        let err = store.update_session(&b).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Conflict {
+                    expected: 0,
+                    found: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            store
+                .get("s")
+                .await
+                .unwrap()
+                .unwrap()
+                .data
+                .contains_key("a")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_update_is_merged_when_asked() {
+        let store = Store::with_model(MemoryModel::new())
+            .with_sweep_interval(None)
+            .with_conflict_merge(|stored, ours| {
+                let mut merged = stored.clone();
+                merged.extend(ours.clone());
+                merged
+            });
+        store.set("s", &data(), None).await.unwrap();
+        let mut a = store.get("s").await.unwrap().unwrap();
+        let mut b = a.clone();
+        a.data.insert("a".into(), serde_json::json!(true));
+        b.data.insert("b".into(), serde_json::json!(true));
+        assert!(store.update_session(&a).await.unwrap());
+        assert!(store.update_session(&b).await.unwrap());
+        let stored = store.get("s").await.unwrap().unwrap();
+        assert!(stored.data.contains_key("a") && stored.data.contains_key("b"));
+        assert_eq!(stored.version, Some(2));
+        // A session destroyed meanwhile stays destroyed.
+        store.destroy("s").await.unwrap();
+        assert!(!store.update_session(&stored).await.unwrap());
+        assert!(store.get("s").await.unwrap().is_none());
+    }
+}
