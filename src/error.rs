@@ -3,6 +3,10 @@
 /// A boxed error from a serializer or a user's own model.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// How many times a statement that failed with a [retryable](Error::is_retryable) error is run
+/// again (after 2, 8 and 32 ms) before its error reaches the caller.
+pub const RETRIES: u32 = 3;
+
 /// Result with [`enum@Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -152,6 +156,28 @@ impl Error {
         }
     }
 
+    /// Whether the database refused this one statement in a way that a new run of it may pass:
+    /// a deadlock or a serialization failure (SQLSTATE `40001`, which MySQL and MariaDB give
+    /// for deadlock 1213, and PostgreSQL's `40P01`). The database rolled the statement back
+    /// whole, so running it again neither repeats nor loses a write.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            Error::Sqlx(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+
+    /// How long to wait before run `attempt` (1 for the first retry) of a statement that
+    /// failed with this error, or `None` when it is not to be run again: the error is not
+    /// [retryable](Error::is_retryable), or [`RETRIES`] retries were made already.
+    pub fn retry_after(&self, attempt: u32) -> Option<std::time::Duration> {
+        (self.is_retryable() && attempt <= RETRIES)
+            .then(|| std::time::Duration::from_millis(2 << (2 * attempt.saturating_sub(1))))
+    }
+
     /// Whether this error means the database could not be reached or the connection broke,
     /// as opposed to a refusal of this one request. Such errors usually pass when retried.
     pub fn is_connection(&self) -> bool {
@@ -167,5 +193,92 @@ impl Error {
             ),
             _ => false,
         }
+    }
+}
+
+/// A deadlock error as sqlx reports one, for tests of what retries it.
+#[cfg(all(test, feature = "sqlite"))]
+pub(crate) fn deadlock_for_tests() -> Error {
+    tests::refused("40001")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "sqlite")]
+    #[derive(Debug)]
+    struct Refused(&'static str);
+
+    #[cfg(feature = "sqlite")]
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "refused with SQLSTATE {}", self.0)
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    impl std::error::Error for Refused {}
+
+    #[cfg(feature = "sqlite")]
+    impl sqlx::error::DatabaseError for Refused {
+        fn message(&self) -> &str {
+            "refused"
+        }
+
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    pub(super) fn refused(code: &'static str) -> Error {
+        Error::Sqlx(sqlx::Error::Database(Box::new(Refused(code))))
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn deadlocks_and_serialization_failures_are_retried_three_times() {
+        for code in ["40001", "40P01"] {
+            let err = refused(code);
+            assert!(err.is_retryable(), "{code}");
+            let pauses: Vec<_> = (1..=4).map(|n| err.retry_after(n)).collect();
+            assert_eq!(
+                pauses,
+                [2, 8, 32]
+                    .map(|ms| Some(std::time::Duration::from_millis(ms)))
+                    .into_iter()
+                    .chain([None])
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn other_refusals_are_not_retried() {
+        // A unique violation, a read-only server, a syntax error.
+        for code in ["23505", "25006", "42601", "HY000"] {
+            assert!(!refused(code).is_retryable(), "{code}");
+            assert_eq!(refused(code).retry_after(1), None);
+        }
+        assert!(!Error::InvalidInput("x".into()).is_retryable());
+        assert!(!Error::backend("down").is_retryable());
     }
 }

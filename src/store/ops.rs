@@ -1,6 +1,8 @@
 //! The session calls of a [`Store`]: get, set, create, update, touch, destroy, all, length,
 //! clear and sweep, and how session data becomes a row and back.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 
 use super::{FRESH_ID_ATTEMPTS, MERGE_ATTEMPTS, Session, Store};
@@ -18,7 +20,8 @@ impl<M: SessionModel> Store<M> {
     pub async fn get(&self, sid: &str) -> Result<Option<Session>> {
         self.ensure_sweeper();
         check_sid(sid)?;
-        match self.model.load(sid, self.now()).await? {
+        let now = self.now();
+        match retrying(|| self.model.load(sid, now)).await? {
             Some(row) => Ok(Some(self.decode(row)?)),
             None => Ok(None),
         }
@@ -40,11 +43,7 @@ impl<M: SessionModel> Store<M> {
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(expires);
-        match self
-            .model
-            .load_and_touch(sid, expires, now, only_if_before)
-            .await?
-        {
+        match retrying(|| self.model.load_and_touch(sid, expires, now, only_if_before)).await? {
             Some(row) => Ok(Some(self.decode(row)?)),
             None => Ok(None),
         }
@@ -62,7 +61,7 @@ impl<M: SessionModel> Store<M> {
     ) -> Result<()> {
         let now = self.now();
         let row = self.encode(sid, data, self.expiry_at(now, expires))?;
-        self.model.save(&row, now).await
+        retrying(|| self.model.save(&row, now)).await
     }
 
     /// Inserts session `sid` as new; an existing id is reported, never overwritten.
@@ -77,7 +76,7 @@ impl<M: SessionModel> Store<M> {
     ) -> Result<Created> {
         let now = self.now();
         let row = self.encode(sid, data, self.expiry_at(now, expires))?;
-        self.model.create(&row, now).await
+        retrying(|| self.model.create(&row, now)).await
     }
 
     /// Inserts a new session under an id from `fresh_id`, drawing another id while the model
@@ -123,7 +122,7 @@ impl<M: SessionModel> Store<M> {
     ) -> Result<bool> {
         let now = self.now();
         let row = self.encode(sid, data, self.expiry_at(now, expires))?;
-        self.model.update(&row, now).await
+        retrying(|| self.model.update(&row, now)).await
     }
 
     /// Writes `session` back only if the stored version is still `session.version`
@@ -142,7 +141,7 @@ impl<M: SessionModel> Store<M> {
         row.version = session.version;
         let mut attempts = 0;
         loop {
-            match self.model.update(&row, now).await {
+            match retrying(|| self.model.update(&row, now)).await {
                 Err(Error::Conflict { .. })
                     if self.merge.is_some() && attempts < MERGE_ATTEMPTS =>
                 {
@@ -173,7 +172,7 @@ impl<M: SessionModel> Store<M> {
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(expires);
-        self.model.touch(sid, expires, now, only_if_before).await
+        retrying(|| self.model.touch(sid, expires, now, only_if_before)).await
     }
 
     /// Deletes session `sid` and returns whether there was one.
@@ -183,7 +182,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn destroy(&self, sid: &str) -> Result<bool> {
         self.ensure_sweeper();
         check_sid(sid)?;
-        self.model.destroy(sid).await
+        retrying(|| self.model.destroy(sid)).await
     }
 
     /// All live sessions.
@@ -192,7 +191,8 @@ impl<M: SessionModel> Store<M> {
     /// [`Error::Decode`](crate::Error::Decode) naming the first stored session that does not decode; the model's error.
     pub async fn all(&self) -> Result<Vec<Session>> {
         self.ensure_sweeper();
-        let rows = self.model.list(self.now()).await?;
+        let now = self.now();
+        let rows = retrying(|| self.model.list(now)).await?;
         rows.into_iter().map(|row| self.decode(row)).collect()
     }
 
@@ -202,7 +202,8 @@ impl<M: SessionModel> Store<M> {
     /// The model's error.
     pub async fn length(&self) -> Result<u64> {
         self.ensure_sweeper();
-        self.model.count(self.now()).await
+        let now = self.now();
+        retrying(|| self.model.count(now)).await
     }
 
     /// Deletes every session, live or expired, and returns how many went.
@@ -211,7 +212,7 @@ impl<M: SessionModel> Store<M> {
     /// The model's error.
     pub async fn clear(&self) -> Result<u64> {
         self.ensure_sweeper();
-        self.model.clear().await
+        retrying(|| self.model.clear()).await
     }
 
     /// Removes all expired sessions now, in batches, and returns how many went: for a cron job
@@ -269,6 +270,29 @@ impl<M: SessionModel> Store<M> {
     fn ensure_sweeper(&self) {
         if self.sweeper.handle.get().is_none() {
             self.start_sweeper_if_in_runtime();
+        }
+    }
+}
+
+/// Runs `op` again while it fails with a [retryable](Error::is_retryable) error (a deadlock,
+/// a serialization failure: the database rolled the statement back whole), at most
+/// [`RETRIES`](crate::RETRIES) times, pausing as [`Error::retry_after`] says.
+async fn retrying<T, F>(mut op: impl FnMut() -> F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(err) => {
+                attempt += 1;
+                let Some(pause) = err.retry_after(attempt) else {
+                    return Err(err);
+                };
+                tracing::debug!(error = %err, attempt, "retrying a statement the database rolled back");
+                tokio::time::sleep(pause).await;
+            }
+            done => return done,
         }
     }
 }
@@ -481,5 +505,37 @@ mod tests {
         store.destroy("s").await.unwrap();
         assert!(!store.update_session(&stored).await.unwrap());
         assert!(store.get("s").await.unwrap().is_none());
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(start_paused = true)]
+    async fn a_statement_the_database_rolled_back_runs_again_three_times_at_most() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        for (failures, calls, ok) in [(2, 3, true), (3, 4, true), (9, 4, false)] {
+            let seen = Arc::new(AtomicU32::new(0));
+            let counter = Arc::clone(&seen);
+            let mut mock = MockSessionModel::new();
+            mock.expect_save().returning(move |_, _| {
+                if counter.fetch_add(1, Ordering::SeqCst) < failures {
+                    Err(crate::error::deadlock_for_tests())
+                } else {
+                    Ok(())
+                }
+            });
+            let result = quiet(mock).set("s", &data(), None).await;
+            assert_eq!(result.is_ok(), ok, "{failures} failures: {result:?}");
+            assert_eq!(seen.load(Ordering::SeqCst), calls, "{failures} failures");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_run_again() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_destroy()
+            .times(1)
+            .returning(|_| Err(Error::backend("the disk is full")));
+        assert!(quiet(mock).destroy("s").await.is_err());
     }
 }

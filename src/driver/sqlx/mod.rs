@@ -148,6 +148,7 @@ where
         // connection's, and a connection back in the pool must not keep it.
         let mut result = Ok(0);
         let sweep_started = Instant::now();
+        let mut retry = 0;
         loop {
             let started = Instant::now();
             let ran = match query::<DB>(stmt, args) {
@@ -156,6 +157,7 @@ where
             };
             match ran {
                 Ok(done) => {
+                    retry = 0;
                     let n = DB::rows_affected(&done);
                     result = result.map(|total| total + n);
                     if !repeat.again_after(n) {
@@ -165,8 +167,19 @@ where
                     tokio::time::sleep(pause).await;
                 }
                 Err(err) => {
-                    result = Err(err);
-                    break;
+                    // A batch the database rolled back (a deadlock with a request's write)
+                    // runs again; the batches before it stay deleted and counted.
+                    retry += 1;
+                    match err.retry_after(retry) {
+                        Some(pause) => {
+                            tracing::debug!(error = %err, retry, "sweep batch rolled back; running it again");
+                            tokio::time::sleep(pause).await;
+                        }
+                        None => {
+                            result = Err(err);
+                            break;
+                        }
+                    }
                 }
             }
         }
