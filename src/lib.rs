@@ -49,6 +49,7 @@
 //! | `actix-session` | [`Store`] as an actix-session `SessionStore` | no |
 //! | `sea-orm` | the store on the pool inside a SeaORM 2 `DatabaseConnection` | no |
 //! | `express` | express-session's signed `connect.sid` cookie as a tower layer (axum extractor), for sessions shared with an Express app | no |
+//! | `testing` | [`testing`]: the conformance suite of the [`SessionModel`] contract, for a model of your own | no |
 //!
 //! # Layout
 //!
@@ -90,6 +91,9 @@ mod model;
 mod serializer;
 pub mod sql;
 mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod time;
 
 pub use clock::{Clock, SystemClock};

@@ -6,7 +6,7 @@ use common::Ctx;
 use sequelstore::MemoryModel;
 
 async fn make(_test: &str) -> Option<Ctx<MemoryModel>> {
-    Some(Ctx::memory(MemoryModel::new()))
+    Some(Ctx::new(MemoryModel::new()))
 }
 
-conformance_tests!(make);
+sequelstore::conformance_tests!(make);

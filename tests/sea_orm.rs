@@ -238,7 +238,7 @@ macro_rules! on_database {
                     super::make(KIND, test).await
                 }
 
-                conformance_tests!(make);
+                sequelstore::conformance_tests!(make);
             }
         )*
     };
