@@ -34,11 +34,19 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// The text of the `n`th placeholder, counting from 1.
     fn placeholder(&self, n: usize) -> String;
 
-    /// Whether placeholders are numbered, so one bound value can be used twice.
-    fn numbered_placeholders(&self) -> bool;
+    /// Whether placeholders are numbered, so one bound value can be used twice. Defaults to
+    /// yes.
+    fn numbered_placeholders(&self) -> bool {
+        true
+    }
+
+    /// The type (and constraints) of `column` in a table made here (`TIMESTAMPTZ NOT NULL`).
+    fn column_type(&self, column: Column) -> &'static str;
 
     /// The column definition used by `CREATE TABLE` and in fixes (`"expires" TIMESTAMPTZ`).
-    fn column_ddl(&self, column: Column) -> String;
+    fn column_ddl(&self, column: Column) -> String {
+        format!("{} {}", self.quote(column.name()), self.column_type(column))
+    }
 
     /// The statements that create the table with `columns`, and its `expires` index where
     /// [`Dialect::index_expires`] says so, when they are missing. Defaults to

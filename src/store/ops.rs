@@ -15,7 +15,7 @@ impl<M: SessionModel> Store<M> {
     /// The live session `sid`, or `None` when there is none or it has expired.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id; [`Error::Decode`](crate::Error::Decode) for a stored session that does not
+    /// [`Error::InvalidInput`] for a bad id; [`Error::Decode`] for a stored session that does not
     /// decode; the model's error.
     pub async fn get(&self, sid: &str) -> Result<Option<Session>> {
         self.ensure_sweeper();
@@ -52,15 +52,14 @@ impl<M: SessionModel> Store<M> {
     /// Writes session `sid` (insert or replace), expiring at `expires` or after the ttl.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id or an oversized session; [`Error::Encode`](crate::Error::Encode); the model's error.
+    /// [`Error::InvalidInput`] for a bad id or an oversized session; [`Error::Encode`]; the model's error.
     pub async fn set(
         &self,
         sid: &str,
         data: &SessionData,
         expires: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let now = self.now();
-        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        let (row, now) = self.row_now(sid, data, expires)?;
         retrying(|| self.model.save(&row, now)).await
     }
 
@@ -74,8 +73,7 @@ impl<M: SessionModel> Store<M> {
         data: &SessionData,
         expires: Option<DateTime<Utc>>,
     ) -> Result<Created> {
-        let now = self.now();
-        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        let (row, now) = self.row_now(sid, data, expires)?;
         retrying(|| self.model.create(&row, now)).await
     }
 
@@ -86,7 +84,7 @@ impl<M: SessionModel> Store<M> {
     /// reports every id as taken is an error rather than an endless loop.
     ///
     /// # Errors
-    /// As [`Store::set`]; the error `fresh_id` returns; [`Error::Backend`](crate::Error::Backend) when every id drawn
+    /// As [`Store::set`]; the error `fresh_id` returns; [`Error::Backend`] when every id drawn
     /// was taken.
     pub async fn create_with_fresh_id(
         &self,
@@ -120,8 +118,7 @@ impl<M: SessionModel> Store<M> {
         data: &SessionData,
         expires: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        let now = self.now();
-        let row = self.encode(sid, data, self.expiry_at(now, expires))?;
+        let (row, now) = self.row_now(sid, data, expires)?;
         retrying(|| self.model.update(&row, now)).await
     }
 
@@ -129,11 +126,11 @@ impl<M: SessionModel> Store<M> {
     /// (optimistic concurrency), raising the version; returns whether a live session was
     /// written. When someone else wrote it meanwhile, the merge set with
     /// [`Store::with_conflict_merge`] combines the two and the write is tried again; without
-    /// one, that is [`Error::Conflict`](crate::Error::Conflict). A session without a version (an unversioned model) is
+    /// one, that is [`Error::Conflict`]. A session without a version (an unversioned model) is
     /// written as [`Store::update`] does.
     ///
     /// # Errors
-    /// [`Error::Conflict`](crate::Error::Conflict), and as [`Store::set`].
+    /// [`Error::Conflict`], and as [`Store::set`].
     pub async fn update_session(&self, session: &Session) -> Result<bool> {
         let mut now = self.now();
         let expires = self.expiry_at(now, session.expires);
@@ -165,7 +162,7 @@ impl<M: SessionModel> Store<M> {
     /// for a touch the throttle skipped.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id; the model's error.
+    /// [`Error::InvalidInput`] for a bad id; the model's error.
     pub async fn touch(&self, sid: &str, expires: Option<DateTime<Utc>>) -> Result<bool> {
         self.ensure_sweeper();
         check_sid(sid)?;
@@ -178,7 +175,7 @@ impl<M: SessionModel> Store<M> {
     /// Deletes session `sid` and returns whether there was one.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a bad id; the model's error.
+    /// [`Error::InvalidInput`] for a bad id; the model's error.
     pub async fn destroy(&self, sid: &str) -> Result<bool> {
         self.ensure_sweeper();
         check_sid(sid)?;
@@ -188,7 +185,7 @@ impl<M: SessionModel> Store<M> {
     /// All live sessions.
     ///
     /// # Errors
-    /// [`Error::Decode`](crate::Error::Decode) naming the first stored session that does not decode; the model's error.
+    /// [`Error::Decode`] naming the first stored session that does not decode; the model's error.
     pub async fn all(&self) -> Result<Vec<Session>> {
         self.ensure_sweeper();
         let now = self.now();
@@ -224,6 +221,18 @@ impl<M: SessionModel> Store<M> {
         self.model
             .delete_all_expired(self.now(), self.sweep_batch)
             .await
+    }
+
+    /// The row to write for session `sid` now, expiring at `expires` or after the ttl, and
+    /// that `now`: one reading of the clock for the whole call.
+    fn row_now(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<(SessionRow, DateTime<Utc>)> {
+        let now = self.now();
+        Ok((self.encode(sid, data, self.expiry_at(now, expires))?, now))
     }
 
     /// The row for session `sid`, serialized for a row that expires at `expires`.

@@ -215,8 +215,7 @@ const UNPACED: Duration = Duration::from_millis(100);
 impl<DB> ConnectUrl for Pool<DB>
 where
     DB: SqlxDatabase,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
+    Pool<DB>: Backend,
 {
     async fn connect_url(url: &str) -> Result<Self> {
         DB::connect(url).await

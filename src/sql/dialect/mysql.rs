@@ -36,8 +36,8 @@ impl Dialect for MySqlDialect {
         false
     }
 
-    fn column_ddl(&self, column: Column) -> String {
-        let ty = match column {
+    fn column_type(&self, column: Column) -> &'static str {
+        match column {
             Column::Sid => {
                 "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY"
             }
@@ -45,8 +45,7 @@ impl Dialect for MySqlDialect {
             Column::Expires => "DATETIME(6) NULL",
             Column::Version => "BIGINT NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "DATETIME(6) NOT NULL",
-        };
-        format!("{} {ty}", self.quote(column.name()))
+        }
     }
 
     fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {

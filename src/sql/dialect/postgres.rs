@@ -25,19 +25,14 @@ impl Dialect for PostgresDialect {
         format!("${n}")
     }
 
-    fn numbered_placeholders(&self) -> bool {
-        true
-    }
-
-    fn column_ddl(&self, column: Column) -> String {
-        let ty = match column {
+    fn column_type(&self, column: Column) -> &'static str {
+        match column {
             Column::Sid => "VARCHAR(255) NOT NULL PRIMARY KEY",
             Column::Data => "TEXT",
             Column::Expires => "TIMESTAMPTZ",
             Column::Version => "BIGINT NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "TIMESTAMPTZ NOT NULL",
-        };
-        format!("{} {ty}", self.quote(column.name()))
+        }
     }
 
     fn check_type(

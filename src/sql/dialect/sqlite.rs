@@ -26,19 +26,14 @@ impl Dialect for SqliteDialect {
         format!("?{n}")
     }
 
-    fn numbered_placeholders(&self) -> bool {
-        true
-    }
-
-    fn column_ddl(&self, column: Column) -> String {
-        let ty = match column {
+    fn column_type(&self, column: Column) -> &'static str {
+        match column {
             Column::Sid => "VARCHAR(255) NOT NULL PRIMARY KEY",
             Column::Data => "TEXT",
             Column::Expires => "DATETIME",
             Column::Version => "INTEGER NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "DATETIME NOT NULL",
-        };
-        format!("{} {ty}", self.quote(column.name()))
+        }
     }
 
     fn check_type(
