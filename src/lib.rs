@@ -158,7 +158,8 @@ pub type SeaOrmStore = Store<ConnectSession<SeaOrmBackend>>;
     feature = "tower-sessions",
     feature = "actix-session",
     feature = "sea-orm",
-    feature = "express"
+    feature = "express",
+    feature = "testing"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -18,9 +18,6 @@ use crate::{Error, Result};
 /// every dialect's identifier limit (63 bytes on PostgreSQL, 64 on MySQL).
 pub const MAX_TABLE_NAME: usize = 50;
 
-/// The longest session id the default tables hold (`sid VARCHAR(255)`).
-pub const MAX_SID_LEN: usize = 255;
-
 /// Checks that `name` is a plain identifier: 1 to 50 ASCII letters, digits and underscores,
 /// not starting with a digit. Only such names are ever put into SQL text.
 ///

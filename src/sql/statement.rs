@@ -208,3 +208,60 @@ impl<'d> StatementBuilder<'d> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::dialect::{MySqlDialect, PostgresDialect};
+
+    fn statement(d: &dyn Dialect) -> Statement {
+        let mut b = StatementBuilder::new(d);
+        b.push("UPDATE t SET a = ")
+            .arg(Param::Expires)
+            .push(" WHERE sid = ")
+            .arg(Param::Sid)
+            .push(" AND b > ")
+            .arg(Param::Expires);
+        b.build()
+    }
+
+    #[test]
+    fn a_name_used_twice_is_one_placeholder_where_they_are_numbered() {
+        let pg = statement(&PostgresDialect);
+        assert_eq!(pg.sql(), "UPDATE t SET a = $1 WHERE sid = $2 AND b > $1");
+        assert_eq!(pg.params(), [Param::Expires, Param::Sid]);
+        let my = statement(&MySqlDialect);
+        assert_eq!(my.sql(), "UPDATE t SET a = ? WHERE sid = ? AND b > ?");
+        assert_eq!(my.params(), [Param::Expires, Param::Sid, Param::Expires]);
+    }
+
+    #[test]
+    fn values_bind_by_name_in_placeholder_order() {
+        let args = Args::new()
+            .with(Param::Sid, Arg::Str("s"))
+            .with(Param::Expires, Arg::Int(7))
+            .with(Param::Limit, Arg::Int(99));
+        let stmt = statement(&MySqlDialect);
+        let bound: Vec<_> = stmt
+            .bound(&args)
+            .collect::<Result<_>>()
+            .expect("every name is set");
+        assert_eq!(bound, [&Arg::Int(7), &Arg::Str("s"), &Arg::Int(7)]);
+    }
+
+    #[test]
+    fn a_missing_name_is_an_internal_error_not_a_null() {
+        let args = Args::new().with(Param::Sid, Arg::Str("secret-session-id"));
+        let err = statement(&PostgresDialect)
+            .bound(&args)
+            .find_map(Result::err)
+            .expect("expires is missing");
+        assert!(
+            matches!(&err, Error::Internal(m) if m.contains("`expires`")),
+            "{err}"
+        );
+        // The values set are not shown, only their names.
+        let shown = format!("{args:?}");
+        assert_eq!(shown, "{Sid}");
+    }
+}

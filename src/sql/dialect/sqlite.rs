@@ -86,8 +86,8 @@ impl Dialect for SqliteDialect {
     }
 
     /// Yes, and so tables made here have no `expires` index: on SQLite it doubled the cost of
-    /// every touch and update (33 against 16 us per `UPDATE` of `expires`, 10,000 rows, WAL),
-    /// while a sweep walking the table by `rowid` reads each row once, every 15 minutes.
+    /// every touch and update (BENCHMARKS.md has the figures), while a sweep walking the table
+    /// by `rowid` reads each row once, every 15 minutes.
     fn sweeps_by_rowid(&self) -> bool {
         true
     }
