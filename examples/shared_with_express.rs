@@ -23,15 +23,14 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use sequelstore::integration::express::{ExpressSession, ExpressSessionLayer, SameSite};
-use sequelstore::{ConnectSession, SqliteStore, Store};
+use sequelstore::sqlx::SqlitePool;
+use sequelstore::{ConnectSession, ConnectUrl, SqliteStore, Store};
 use serde::Deserialize;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = <sequelstore::sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(
-        "sqlite://shared.db",
-    )
-    .await?;
+    // WAL, synchronous=NORMAL and a busy timeout, as the store opens SQLite files itself.
+    let pool = SqlitePool::connect_url("sqlite://shared.db").await?;
     // The table Sequelize makes for the ConnectSession model; made here if Express has not yet.
     let model = match ConnectSession::discover_table(pool.clone(), "ConnectSessions").await {
         Ok(model) => model,

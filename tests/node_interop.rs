@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use common::db;
-use sequelstore::{Backend, ConnectSession, ExpressJson, SessionData, SessionModel, Store};
+use sequelstore::{
+    Backend, ConnectSession, ConnectUrl, ExpressJson, SessionData, SessionModel, Store,
+};
 use serde_json::{Value, json};
 
 /// Runs tests/node/interop.js with a list of operations against one database.
@@ -232,12 +234,9 @@ async fn sqlite_table_shared_with_node() {
     ]) else {
         return;
     };
-    let pool = <sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(&format!(
-        "sqlite://{}",
-        path.display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlx::SqlitePool::connect_url(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     shared_table(node, pool, TimeDelta::milliseconds(1)).await;
 }
 
@@ -469,12 +468,9 @@ async fn one_cookie_works_on_express_and_on_rust() {
     .unwrap();
     assert_eq!(line.trim(), "listening");
 
-    let pool = <sqlx::SqlitePool as sequelstore::ConnectUrl>::connect_url(&format!(
-        "sqlite://{}",
-        path.display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlx::SqlitePool::connect_url(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     let store = Store::discover(pool)
         .await
         .unwrap()

@@ -6,7 +6,7 @@ mod common;
 use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
 use common::{Ctx, db, raw_sqlx, table_ctx};
-use sequelstore::ConnectSession;
+use sequelstore::{ConnectSession, ConnectUrl};
 use sqlx::SqlitePool;
 
 /// An hour ago, in the text form the table stores.
@@ -38,11 +38,7 @@ async fn make_rel(test: &str) -> Option<RelCtx<SqlitePool>> {
     let url = db::temp_sqlite_url(test);
     let mut backends = Vec::new();
     for _ in 0..4 {
-        backends.push(
-            <SqlitePool as sequelstore::ConnectUrl>::connect_url(&url)
-                .await
-                .unwrap(),
-        );
+        backends.push(SqlitePool::connect_url(&url).await.unwrap());
     }
     Some(RelCtx::new(backends, test, raw_sqlx, quote))
 }
