@@ -275,12 +275,6 @@ impl<M: SessionModel> Store<M> {
             version: row.version,
         })
     }
-
-    fn ensure_sweeper(&self) {
-        if self.sweeper.handle.get().is_none() {
-            self.start_sweeper_if_in_runtime();
-        }
-    }
 }
 
 /// Runs `op` again while it fails with a [retryable](Error::is_retryable) error (a deadlock,

@@ -2,10 +2,11 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::Store;
 use crate::clock::Clock;
@@ -13,63 +14,95 @@ use crate::model::SessionModel;
 use crate::time::to_millis;
 
 impl<M: SessionModel> Store<M> {
-    pub(super) fn restart_sweeper(mut self) -> Self {
-        self.sweeper = Arc::new(Sweeper::default());
+    /// Starts the family's sweeper again with this store's settings (a builder changed them),
+    /// unless it was stopped: one sweeper per model, whichever clone set what last.
+    pub(super) fn restart_sweeper(self) -> Self {
+        {
+            let mut state = self.sweeper.lock();
+            if !matches!(*state, State::Stopped) {
+                *state = State::Idle;
+                self.sweeper.settled.store(false, Ordering::Release);
+            }
+        }
         self.start_sweeper_if_in_runtime();
         self
     }
 
     /// Stops the sweeper task now, for a graceful shutdown; it does not start again for this
-    /// store or its clones. (It also stops by itself when the last clone is dropped.)
+    /// store, its clones or stores built from them. (It also stops by itself when the last
+    /// clone is dropped.)
     pub fn stop_sweeper(&self) {
-        match self.sweeper.handle.get() {
-            Some(task) => task.abort(),
-            // Not started (outside a runtime): make sure it never starts.
-            None => {
-                let _ = self.sweeper.handle.set(AbortOnDrop(None));
-            }
+        // Dropping the running task's guard aborts it.
+        *self.sweeper.lock() = State::Stopped;
+        self.sweeper.settled.store(true, Ordering::Release);
+    }
+
+    /// Starts the sweeper when it is due to run and has not started: on the first call made
+    /// inside a runtime by a store built outside one.
+    pub(super) fn ensure_sweeper(&self) {
+        if !self.sweeper.settled.load(Ordering::Acquire) {
+            self.start_sweeper_if_in_runtime();
         }
     }
 
     pub(super) fn start_sweeper_if_in_runtime(&self) {
+        let mut state = self.sweeper.lock();
+        if !matches!(*state, State::Idle) {
+            return;
+        }
         let Some(interval) = self.sweep_interval else {
+            self.sweeper.settled.store(true, Ordering::Release);
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        self.sweeper.handle.get_or_init(|| {
-            let task = run_sweeper(
-                Arc::downgrade(&self.model),
-                Arc::clone(&self.clock),
-                interval,
-                self.sweep_batch,
-            );
-            AbortOnDrop(Some(runtime.spawn(task)))
-        });
+        let task = run_sweeper(
+            Arc::downgrade(&self.model),
+            Arc::clone(&self.clock),
+            interval,
+            self.sweep_batch,
+        );
+        *state = State::Running(AbortOnDrop(runtime.spawn(task).abort_handle()));
+        self.sweeper.settled.store(true, Ordering::Release);
     }
 }
 
-/// The sweeper of a store and its clones; aborted when the last of them is dropped.
+/// The sweeper of a store, its clones and the stores built from them; its task is aborted when
+/// the last of them is dropped.
 #[derive(Debug, Default)]
 pub(super) struct Sweeper {
-    pub(super) handle: OnceLock<AbortOnDrop>,
+    state: Mutex<State>,
+    /// Set once the state needs no more attention from the session calls (running, stopped or
+    /// off), so that they do not take the lock.
+    settled: AtomicBool,
 }
 
-#[derive(Debug)]
-pub(super) struct AbortOnDrop(Option<JoinHandle<()>>);
-
-impl AbortOnDrop {
-    fn abort(&self) {
-        if let Some(task) = &self.0 {
-            task.abort();
-        }
+impl Sweeper {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change of the state is one assignment: a panic elsewhere cannot leave it torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[derive(Debug, Default)]
+enum State {
+    /// Not started: no runtime yet, or the settings changed.
+    #[default]
+    Idle,
+    /// The task, aborted when this state is replaced or dropped.
+    Running(#[allow(dead_code, reason = "held for its Drop, which aborts the task")] AbortOnDrop),
+    /// `stop_sweeper` was called: never again.
+    Stopped,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.abort();
+        self.0.abort();
     }
 }
 
@@ -85,17 +118,23 @@ async fn run_sweeper<M: SessionModel>(
     loop {
         tokio::time::sleep(delay).await;
         let Some(model) = model.upgrade() else { return };
-        match model
-            .delete_all_expired(to_millis(clock.now()), batch)
-            .await
-        {
-            Ok(0) => tracing::trace!("session sweep: nothing expired"),
-            Ok(n) => tracing::debug!(removed = n, "session sweep"),
-            Err(err) => {
+        let now = to_millis(clock.now());
+        // Each sweep is a task of its own, so that a model that panics fails one sweep, not
+        // the sweeper; and aborted with the sweeper, which the guard sees to.
+        let sweep: JoinHandle<_> =
+            tokio::spawn(async move { model.delete_all_expired(now, batch).await });
+        let _abort_with_the_sweeper = AbortOnDrop(sweep.abort_handle());
+        match sweep.await {
+            Ok(Ok(0)) => tracing::trace!("session sweep: nothing expired"),
+            Ok(Ok(n)) => tracing::debug!(removed = n, "session sweep"),
+            Ok(Err(err)) => {
                 tracing::warn!(error = %err, "session sweep failed; trying again next interval")
             }
+            Err(err) if err.is_panic() => {
+                tracing::error!("session sweep panicked; trying again next interval")
+            }
+            Err(_) => return,
         }
-        drop(model);
         delay = interval.mul_f64(0.9 + 0.2 * random_unit());
     }
 }
@@ -109,7 +148,7 @@ fn random_unit() -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     use super::*;
     use crate::Error;
@@ -220,5 +259,159 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(25)).await;
         });
         assert!(calls.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_builder_on_a_clone_reconfigures_the_one_sweeper() {
+        let mut mock = MockSessionModel::new();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&batches);
+        mock.expect_delete_all_expired().returning(move |_, batch| {
+            seen.lock().unwrap().push(batch);
+            Ok(0)
+        });
+        let store = Store::with_model(mock).with_sweep_interval(Some(Duration::from_secs(10)));
+        let other = store.clone().with_sweep_batch(5);
+        tokio::time::sleep(Duration::from_secs(101)).await;
+        let batches = batches.lock().unwrap().clone();
+        assert!(
+            (9..=12).contains(&batches.len()),
+            "one sweeper, not two: {} sweeps in 101 s",
+            batches.len()
+        );
+        assert!(batches.iter().all(|b| *b == 5), "{batches:?}");
+        drop((store, other));
+    }
+
+    /// A model whose first two sweeps panic (a mock cannot: its lock is poisoned by the
+    /// first panic); everything else is a `MemoryModel`'s.
+    #[derive(Debug, Default)]
+    struct PanicsTwice {
+        sweeps: AtomicU32,
+        inner: crate::MemoryModel,
+    }
+
+    #[async_trait::async_trait]
+    impl SessionModel for PanicsTwice {
+        async fn load(
+            &self,
+            sid: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> crate::Result<Option<crate::SessionRow>> {
+            self.inner.load(sid, now).await
+        }
+
+        async fn create(
+            &self,
+            row: &crate::SessionRow,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> crate::Result<crate::Created> {
+            self.inner.create(row, now).await
+        }
+
+        async fn save(
+            &self,
+            row: &crate::SessionRow,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> crate::Result<()> {
+            self.inner.save(row, now).await
+        }
+
+        async fn update(
+            &self,
+            row: &crate::SessionRow,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> crate::Result<bool> {
+            self.inner.update(row, now).await
+        }
+
+        async fn touch(
+            &self,
+            sid: &str,
+            expires: chrono::DateTime<chrono::Utc>,
+            now: chrono::DateTime<chrono::Utc>,
+            only_if_before: Option<chrono::DateTime<chrono::Utc>>,
+        ) -> crate::Result<bool> {
+            self.inner.touch(sid, expires, now, only_if_before).await
+        }
+
+        async fn destroy(&self, sid: &str) -> crate::Result<bool> {
+            self.inner.destroy(sid).await
+        }
+
+        async fn delete_expired(
+            &self,
+            now: chrono::DateTime<chrono::Utc>,
+            limit: u32,
+        ) -> crate::Result<u64> {
+            self.inner.delete_expired(now, limit).await
+        }
+
+        async fn delete_all_expired(
+            &self,
+            now: chrono::DateTime<chrono::Utc>,
+            batch: u32,
+        ) -> crate::Result<u64> {
+            if self.sweeps.fetch_add(1, Ordering::SeqCst) < 2 {
+                panic!("a model with a bug");
+            }
+            self.inner.delete_all_expired(now, batch).await
+        }
+
+        async fn count(&self, now: chrono::DateTime<chrono::Utc>) -> crate::Result<u64> {
+            self.inner.count(now).await
+        }
+
+        async fn list(
+            &self,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> crate::Result<Vec<crate::SessionRow>> {
+            self.inner.list(now).await
+        }
+
+        async fn clear(&self) -> crate::Result<u64> {
+            self.inner.clear().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_sweep_is_logged_and_the_next_one_runs() {
+        let store = Store::with_model(PanicsTwice::default())
+            .with_sweep_interval(Some(Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let n = store.model().sweeps.load(Ordering::SeqCst);
+        assert!(n >= 5, "the sweeper went on after two panics: {n} sweeps");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_sweeper_stays_stopped_whatever_the_builders() {
+        let (mock, calls) = counting_sweeps(0);
+        let store = Store::with_model(mock).with_sweep_interval(Some(Duration::from_secs(10)));
+        store.stop_sweeper();
+        let rebuilt = store
+            .clone()
+            .with_sweep_batch(3)
+            .with_sweep_interval(Some(Duration::from_secs(5)));
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        drop(rebuilt);
+    }
+
+    #[test]
+    fn a_sweeper_stopped_outside_a_runtime_never_starts() {
+        let (mut mock, calls) = counting_sweeps(0);
+        mock.expect_count().returning(|_| Ok(0));
+        let store = Store::with_model(mock).with_sweep_interval(Some(Duration::from_secs(10)));
+        store.stop_sweeper();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            store.length().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 }
