@@ -143,7 +143,19 @@ impl<M: SessionModel> Store<M> {
     /// Touch a session at most once per `interval`: a touch whose new expiry is less than
     /// `interval` past the stored one writes nothing (connect-mongo's `touchAfter`). The check
     /// is inside the same UPDATE, so a skipped touch costs one statement and no write.
+    ///
+    /// A touch always writes once half of the session's life has passed, whatever `interval`:
+    /// an interval as long as the ttl (or a framework's shorter one) would otherwise let no
+    /// touch write, and active sessions would expire. Such an interval is logged as a warning.
     pub fn with_touch_after(mut self, interval: Duration) -> Self {
+        if interval >= self.ttl {
+            tracing::warn!(
+                ?interval,
+                ttl = ?self.ttl,
+                "with_touch_after is not shorter than the ttl; touches will write once half of \
+                 a session's life has passed instead"
+            );
+        }
         self.touch_after = Some(interval).filter(|d| !d.is_zero());
         self
     }
@@ -252,8 +264,13 @@ impl<M: SessionModel> Store<M> {
         }
     }
 
-    /// The throttle condition for a touch to `expires`: the stored expiry must be before it.
-    fn throttle_limit(&self, expires: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.touch_after.map(|after| earlier_by(expires, after))
+    /// The throttle condition for a touch at `now` to `expires`: the stored expiry must be
+    /// before it. The throttle is at most half of the life the touch gives, so that a session
+    /// in use is written before it expires.
+    fn throttle_limit(&self, now: DateTime<Utc>, expires: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.touch_after.map(|after| {
+            let life = (expires - now).to_std().unwrap_or(Duration::ZERO);
+            earlier_by(expires, after.min(life / 2))
+        })
     }
 }

@@ -42,7 +42,7 @@ impl<M: SessionModel> Store<M> {
         check_sid(sid)?;
         let now = self.now();
         let expires = self.expiry_at(now, expires);
-        let only_if_before = self.throttle_limit(expires);
+        let only_if_before = self.throttle_limit(now, expires);
         match retrying(|| self.model.load_and_touch(sid, expires, now, only_if_before)).await? {
             Some(row) => Ok(Some(self.decode(row)?)),
             None => Ok(None),
@@ -168,7 +168,7 @@ impl<M: SessionModel> Store<M> {
         check_sid(sid)?;
         let now = self.now();
         let expires = self.expiry_at(now, expires);
-        let only_if_before = self.throttle_limit(expires);
+        let only_if_before = self.throttle_limit(now, expires);
         retrying(|| self.model.touch(sid, expires, now, only_if_before)).await
     }
 
@@ -540,5 +540,66 @@ mod tests {
             .times(1)
             .returning(|_| Err(Error::backend("the disk is full")));
         assert!(quiet(mock).destroy("s").await.is_err());
+    }
+
+    /// A clock the test moves.
+    #[derive(Debug, Clone)]
+    struct Moving(std::sync::Arc<std::sync::Mutex<DateTime<Utc>>>);
+
+    impl Moving {
+        fn at(t: DateTime<Utc>) -> Self {
+            Moving(std::sync::Arc::new(std::sync::Mutex::new(t)))
+        }
+
+        fn set(&self, t: DateTime<Utc>) {
+            *self.0.lock().unwrap() = t;
+        }
+    }
+
+    impl Clock for Moving {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttle_as_long_as_the_ttl_still_keeps_a_session_in_use_alive() {
+        let clock = Moving::at(t0());
+        let store = Store::with_model(MemoryModel::new())
+            .with_sweep_interval(None)
+            .with_clock(clock.clone())
+            .with_ttl(Duration::from_secs(600))
+            .with_touch_after(Duration::from_secs(3600));
+        store.set("s", &data(), None).await.unwrap();
+        // Used every 4 minutes for an hour: each touch past half the life (5 minutes) writes.
+        for minute in (4..=60).step_by(4) {
+            clock.set(t0() + TimeDelta::minutes(minute));
+            assert!(
+                store.get_and_touch("s", None).await.unwrap().is_some(),
+                "alive at minute {minute}"
+            );
+        }
+        // Touched at minute 60 at the latest, written at 56 at the latest: 10 minutes on, gone.
+        clock.set(t0() + TimeDelta::minutes(72));
+        assert!(store.get("s").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_throttle_limit_is_at_most_half_the_life_of_the_touch() {
+        let mut mock = MockSessionModel::new();
+        let expires = t0() + TimeDelta::minutes(10);
+        mock.expect_touch()
+            .with(
+                eq("s"),
+                eq(expires),
+                eq(t0()),
+                eq(Some(t0() + TimeDelta::minutes(5))),
+            )
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        let store = quiet(mock)
+            .with_ttl(Duration::from_secs(600))
+            .with_touch_after(Duration::from_secs(3600));
+        assert!(store.touch("s", None).await.unwrap());
     }
 }
