@@ -24,8 +24,8 @@ pub fn redact(sid: &str) -> String {
 /// Everything that can go wrong in a store or a model.
 ///
 /// Each variant says what a caller can do about it; match on the variant, not the message.
-/// Messages show session ids shortened (see [`redact`]); the fields hold them whole.
-#[derive(Debug, thiserror::Error)]
+/// Messages and `Debug` show session ids shortened (see [`redact`]); the fields hold them whole.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A table or column name is not a plain SQL identifier, so it cannot be used safely.
@@ -134,6 +134,70 @@ pub enum Error {
     /// A user's own model, or a background task, failed with an error of its own.
     #[error("backend error: {0}")]
     Backend(#[source] BoxError),
+}
+
+/// As derived, but with session ids shortened: a `{:?}` of an error in a log must not hand out
+/// a live cookie.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidIdentifier { name, reason } => f
+                .debug_struct("InvalidIdentifier")
+                .field("name", name)
+                .field("reason", reason)
+                .finish(),
+            Error::TableNotFound { tried, ddl } => f
+                .debug_struct("TableNotFound")
+                .field("tried", tried)
+                .field("ddl", ddl)
+                .finish(),
+            Error::IncompatibleSchema {
+                table,
+                column,
+                problem,
+                fix,
+            } => f
+                .debug_struct("IncompatibleSchema")
+                .field("table", table)
+                .field("column", column)
+                .field("problem", problem)
+                .field("fix", fix)
+                .finish(),
+            Error::Decode {
+                sid,
+                column,
+                source,
+            } => f
+                .debug_struct("Decode")
+                .field("sid", &redact(sid))
+                .field("column", column)
+                .field("source", source)
+                .finish(),
+            Error::Encode { sid, source } => f
+                .debug_struct("Encode")
+                .field("sid", &redact(sid))
+                .field("source", source)
+                .finish(),
+            Error::Conflict {
+                sid,
+                expected,
+                found,
+            } => f
+                .debug_struct("Conflict")
+                .field("sid", &redact(sid))
+                .field("expected", expected)
+                .field("found", found)
+                .finish(),
+            Error::InvalidInput(m) => f.debug_tuple("InvalidInput").field(m).finish(),
+            Error::Misconfigured(m) => f.debug_tuple("Misconfigured").field(m).finish(),
+            Error::Internal(m) => f.debug_tuple("Internal").field(m).finish(),
+            #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+            Error::Sqlx(e) => f.debug_tuple("Sqlx").field(e).finish(),
+            #[cfg(feature = "rusqlite")]
+            Error::Rusqlite(e) => f.debug_tuple("Rusqlite").field(e).finish(),
+            Error::Backend(e) => f.debug_tuple("Backend").field(e).finish(),
+        }
+    }
 }
 
 impl Error {
@@ -280,5 +344,38 @@ mod tests {
         }
         assert!(!Error::InvalidInput("x".into()).is_retryable());
         assert!(!Error::backend("down").is_retryable());
+    }
+
+    #[test]
+    fn debug_output_shows_no_whole_session_id() {
+        let sid = "0123456789abcdefghijklmnopqrstuvwxyz";
+        for err in [
+            Error::decode(sid, "data", "not json"),
+            Error::Encode {
+                sid: sid.into(),
+                source: "no".into(),
+            },
+            Error::Conflict {
+                sid: sid.into(),
+                expected: 1,
+                found: 2,
+            },
+        ] {
+            let shown = format!("{err:?} {err:#?} {err}");
+            assert!(!shown.contains(sid), "{shown}");
+            assert!(shown.contains("\"0123\"…"), "{shown}");
+        }
+        let row = crate::SessionRow::new(sid, r#"{"secret":"value"}"#, None);
+        let raw = crate::sql::RawRow::new(sid.into(), Some("x".into()), crate::sql::RawTime::Null);
+        let arg = crate::sql::Arg::Str(sid);
+        let session = crate::Session {
+            id: sid.into(),
+            data: crate::SessionData::from_iter([("user".to_owned(), "secret".into())]),
+            expires: None,
+            version: None,
+        };
+        let shown = format!("{row:?} {raw:?} {arg:?} {session:?}");
+        assert!(shown.contains("user"), "the keys are shown: {shown}");
+        assert!(!shown.contains(sid) && !shown.contains("secret"), "{shown}");
     }
 }

@@ -34,7 +34,8 @@ pub(crate) fn check_sid(sid: &str) -> Result<()> {
 /// One stored session as a model sees it: the id, the serialized data and the expiry.
 ///
 /// A model stores `data` as it is given; what it means is the store's serializer's business.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` shows the id shortened and the data's length only.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionRow {
     /// The session id (the `sid` column).
@@ -47,6 +48,17 @@ pub struct SessionRow {
     /// on a row passed to [`SessionModel::update`], the version the write is based on (`None`:
     /// write whatever is stored).
     pub version: Option<i64>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("sid", &crate::redact(&self.sid))
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("expires", &self.expires)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl SessionRow {

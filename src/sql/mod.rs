@@ -45,7 +45,8 @@ pub fn validate_identifier(name: &str) -> Result<()> {
 }
 
 /// A value bound to a statement. Backends bind each variant as their driver's natural type.
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` shortens text as session ids are shortened: text may be one.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Arg<'a> {
     /// SQL NULL.
@@ -60,6 +61,19 @@ pub enum Arg<'a> {
     Time(DateTime<Utc>),
     /// A wall-clock time with no zone, bound as `DATETIME`.
     Naive(NaiveDateTime),
+}
+
+impl std::fmt::Debug for Arg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arg::Null => f.write_str("Null"),
+            Arg::Str(s) => f.debug_tuple("Str").field(&crate::redact(s)).finish(),
+            Arg::String(s) => f.debug_tuple("String").field(&crate::redact(s)).finish(),
+            Arg::Int(i) => f.debug_tuple("Int").field(i).finish(),
+            Arg::Time(t) => f.debug_tuple("Time").field(t).finish(),
+            Arg::Naive(n) => f.debug_tuple("Naive").field(n).finish(),
+        }
+    }
 }
 
 /// A time as the database returned it, before the dialect turns it into UTC.
@@ -77,8 +91,8 @@ pub enum RawTime {
 }
 
 /// A session row as the database returned it: `sid, data, expires` and, for a versioned
-/// table, `version`.
-#[derive(Debug, Clone, PartialEq)]
+/// table, `version`. Its `Debug` shows the id shortened and the data's length only.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RawRow {
     /// The `sid` column.
@@ -89,6 +103,20 @@ pub struct RawRow {
     pub expires: RawTime,
     /// The `version` column, when the statement selected it.
     pub version: Option<i64>,
+}
+
+impl std::fmt::Debug for RawRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRow")
+            .field("sid", &crate::redact(&self.sid))
+            .field(
+                "data",
+                &self.data.as_ref().map(|d| format!("<{} bytes>", d.len())),
+            )
+            .field("expires", &self.expires)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl RawRow {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{Clock, SystemClock};
+use crate::error::redact;
 use crate::model::SessionModel;
 use crate::serializer::{Json, Serializer, SessionData};
 use crate::time::{MAX_EXPIRY, earlier_by, later_by, to_millis};
@@ -27,8 +28,9 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How many expired rows one statement of a sweep deletes at most, unless told otherwise.
 pub const DEFAULT_SWEEP_BATCH: u32 = 1000;
 
-/// A session as the store hands it out.
-#[derive(Debug, Clone, PartialEq)]
+/// A session as the store hands it out. Its `Debug` shows the id shortened and the data's keys,
+/// not their values: the id is what the cookie carries.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Session {
     /// The session id.
@@ -40,6 +42,17 @@ pub struct Session {
     /// The stored version, when the model keeps versions: pass the session back to
     /// [`Store::update_session`] to write it only if nobody else wrote it meanwhile.
     pub version: Option<i64>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &redact(&self.id))
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .field("expires", &self.expires)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 /// How [`Store::update_session`] resolves a write based on a version that is no longer stored.
