@@ -68,3 +68,10 @@ async fn make_rel(test: &str) -> Option<RelCtx<RusqliteConnection>> {
 }
 
 backend_suites!(RusqliteConnection, make_with, make_schema, make_rel);
+
+#[tokio::test]
+async fn constraints_other_than_the_key_are_errors() {
+    let ctx = make_with("constraints_other", false).await.unwrap();
+    common::sqlite_constraints_other_than_the_key_are_errors(&ctx).await;
+    ctx.finish().await;
+}

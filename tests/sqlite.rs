@@ -183,3 +183,10 @@ async fn writes_from_many_tasks_queue_instead_of_failing_on_the_lock() {
     // Each task's session 3 was destroyed last (at i = 39); sessions 0-2 are live.
     assert_eq!(store.length().await.unwrap(), 16 * 3);
 }
+
+#[tokio::test]
+async fn constraints_other_than_the_key_are_errors() {
+    let ctx = make_with("constraints_other", false).await.unwrap();
+    common::sqlite_constraints_other_than_the_key_are_errors(&ctx).await;
+    ctx.finish().await;
+}

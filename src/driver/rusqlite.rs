@@ -164,9 +164,15 @@ impl Backend for RusqliteConnection {
         self.call(move |conn| Ok(conn.execute_batch(&sql)?)).await
     }
 
+    /// A primary-key or unique conflict only: NOT NULL, CHECK, a trigger's `RAISE` and foreign
+    /// keys are constraint violations too, but no other id would pass them.
     fn is_unique_violation(&self, err: &Error) -> bool {
         matches!(err, Error::Rusqlite(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == ErrorCode::ConstraintViolation)
+        if e.code == ErrorCode::ConstraintViolation
+            && matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ))
     }
 }
 

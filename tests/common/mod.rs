@@ -97,3 +97,31 @@ macro_rules! backend_suites {
         }
     };
 }
+
+/// SQLite: a write refused by a constraint other than the primary key (here a trigger's
+/// `RAISE(ABORT)`, SQLite's `SQLITE_CONSTRAINT_TRIGGER`) is an error, never `AlreadyExists`, so
+/// that adapters do not redraw ids and then fail with a misleading message; a taken id still is
+/// `AlreadyExists`.
+pub async fn sqlite_constraints_other_than_the_key_are_errors<M: SessionModel>(ctx: &Ctx<M>) {
+    let raw = ctx.raw.as_ref().expect("a SQL table");
+    raw(format!(
+        "CREATE TRIGGER \"{t}_short\" BEFORE INSERT ON \"{t}\" WHEN length(NEW.data) > 20 \
+         BEGIN SELECT RAISE(ABORT, 'data too long'); END",
+        t = ctx.table
+    ))
+    .await;
+    let long = row("long", &format!("\"{}\"", "x".repeat(40)), t0() + secs(60));
+    match ctx.model.create(&long, t0()).await {
+        Err(err) => assert!(err.to_string().contains("data too long"), "{err}"),
+        Ok(created) => panic!("a refused insert was reported as {created:?}"),
+    }
+    let short = row("short", "{}", t0() + secs(60));
+    assert_eq!(
+        ctx.model.create(&short, t0()).await.unwrap(),
+        sequelstore::Created::Inserted
+    );
+    assert_eq!(
+        ctx.model.create(&short, t0()).await.unwrap(),
+        sequelstore::Created::AlreadyExists
+    );
+}
