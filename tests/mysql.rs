@@ -103,3 +103,53 @@ async fn an_oversized_session_fails_loudly_in_a_sequelize_text_column() {
     assert_eq!(store.get("big").await.unwrap().unwrap().data, small);
     raw_sqlx(&pool)(drop).await;
 }
+
+/// `TIMESTAMP` columns end in 2038 and convert through the session time zone: `discover`
+/// refuses them and names the `ALTER TABLE` to `DATETIME(6)`, which then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_columns_are_refused_with_the_fix() {
+    let Some((pool, drop)) = db::mysql_isolated("timestamp_cols").await else {
+        return;
+    };
+    let raw = raw_sqlx(&pool);
+    raw(
+        "CREATE TABLE `ConnectSession` (`sid` VARCHAR(255) PRIMARY KEY, \
+         `expires` TIMESTAMP NULL, `data` TEXT, \
+         `createdAt` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, \
+         `updatedAt` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            .to_owned(),
+    )
+    .await;
+    let fix = match sequelstore::Store::discover(pool.clone()).await {
+        Err(sequelstore::Error::IncompatibleSchema {
+            column,
+            problem,
+            fix,
+            ..
+        }) => {
+            assert_eq!(column, "expires");
+            assert!(problem.contains("2038"), "{problem}");
+            assert!(fix.contains("DATETIME(6)"), "{fix}");
+            fix
+        }
+        other => panic!("expected IncompatibleSchema, got {other:?}"),
+    };
+    raw(fix).await;
+    for column in ["createdAt", "updatedAt"] {
+        raw(format!(
+            "ALTER TABLE `ConnectSession` MODIFY `{column}` DATETIME(6) NOT NULL"
+        ))
+        .await;
+    }
+    let store = sequelstore::Store::discover(pool.clone()).await.unwrap();
+    let far = chrono::DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let data = sequelstore::SessionData::from_iter([("n".to_string(), 1.into())]);
+    store.set("after-2038", &data, Some(far)).await.unwrap();
+    assert_eq!(
+        store.get("after-2038").await.unwrap().unwrap().expires,
+        Some(far)
+    );
+    raw(drop).await;
+}

@@ -74,13 +74,24 @@ impl Dialect for MySqlDialect {
                 "text" | "mediumtext" | "longtext" | "varchar" | "json" | "tinytext"
             ),
             Column::Version => matches!(ty, "bigint" | "int"),
-            _ => matches!(ty, "datetime" | "timestamp"),
+            _ => ty == "datetime",
         };
         if ok {
             return None;
         }
+        let problem = if column.is_time() && ty == "timestamp" {
+            // TIMESTAMP ends in January 2038 (the store writes expiries up to the end of 9999)
+            // and converts through the connection's time zone, which the table's time offset
+            // cannot know. Converting the column keeps the wall-clock values when the session
+            // time zone of the ALTER is the one the rows were written in.
+            "has type \"timestamp\", which ends in 2038 and converts through the session time \
+             zone; this model needs DATETIME"
+                .to_owned()
+        } else {
+            format!("has type {ty:?}, which this model cannot read or write")
+        };
         Some((
-            format!("has type {ty:?}, which this model cannot read or write"),
+            problem,
             format!(
                 "ALTER TABLE {} MODIFY {};",
                 self.quote(table),
