@@ -190,3 +190,10 @@ async fn constraints_other_than_the_key_are_errors() {
     common::sqlite_constraints_other_than_the_key_are_errors(&ctx).await;
     ctx.finish().await;
 }
+
+#[tokio::test]
+async fn times_with_an_offset_are_refused() {
+    let ctx = make_with("offset_times", false).await.unwrap();
+    common::sqlite_times_with_an_offset_are_refused(&ctx).await;
+    ctx.finish().await;
+}

@@ -22,8 +22,9 @@ impl<M: SessionModel> Store<M> {
         check_sid(sid)?;
         let now = self.now();
         match retrying(|| self.model.load(sid, now)).await? {
-            Some(row) => Ok(Some(self.decode(row)?)),
-            None => Ok(None),
+            // A second line of defence: a model that returned an expired row is not believed.
+            Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
+            _ => Ok(None),
         }
     }
 
@@ -44,8 +45,9 @@ impl<M: SessionModel> Store<M> {
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
         match retrying(|| self.model.load_and_touch(sid, expires, now, only_if_before)).await? {
-            Some(row) => Ok(Some(self.decode(row)?)),
-            None => Ok(None),
+            // A second line of defence: a model that returned an expired row is not believed.
+            Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
+            _ => Ok(None),
         }
     }
 
@@ -190,7 +192,10 @@ impl<M: SessionModel> Store<M> {
         self.ensure_sweeper();
         let now = self.now();
         let rows = retrying(|| self.model.list(now)).await?;
-        rows.into_iter().map(|row| self.decode(row)).collect()
+        rows.into_iter()
+            .filter(|row| row.is_live(now))
+            .map(|row| self.decode(row))
+            .collect()
     }
 
     /// The number of live sessions.
@@ -601,5 +606,27 @@ mod tests {
             .with_ttl(Duration::from_secs(600))
             .with_touch_after(Duration::from_secs(3600));
         assert!(store.touch("s", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_expired_row_from_the_model_is_never_served() {
+        let mut mock = MockSessionModel::new();
+        let gone = t0() - TimeDelta::seconds(1);
+        mock.expect_load()
+            .returning(move |sid, _| Ok(Some(SessionRow::new(sid, "{}", Some(gone)))));
+        mock.expect_load_and_touch()
+            .returning(move |sid, _, _, _| Ok(Some(SessionRow::new(sid, "{}", Some(gone)))));
+        mock.expect_list().returning(move |_| {
+            Ok(vec![
+                SessionRow::new("old", "{}", Some(gone)),
+                SessionRow::new("live", "{}", None),
+            ])
+        });
+        let store = quiet(mock);
+        assert!(store.get("old").await.unwrap().is_none());
+        assert!(store.get_and_touch("old", None).await.unwrap().is_none());
+        let all = store.all().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, "live");
     }
 }

@@ -10,6 +10,7 @@ pub mod schema;
 
 use std::sync::Arc;
 
+use chrono::Utc;
 pub use sequelstore::testing::*;
 use sequelstore::{Backend, ConnectSession, SessionModel};
 
@@ -124,4 +125,27 @@ pub async fn sqlite_constraints_other_than_the_key_are_errors<M: SessionModel>(c
         ctx.model.create(&short, t0()).await.unwrap(),
         sequelstore::Created::AlreadyExists
     );
+}
+
+/// SQLite: a row another client wrote with an offset (`+05:30`), whose text sorts unlike its
+/// time, is a decode error for that session only: never served as live. Here it expired two
+/// hours ago by the clock, but sorts as live for five and a half hours.
+pub async fn sqlite_times_with_an_offset_are_refused<M: SessionModel>(ctx: &Ctx<M>) {
+    let raw = ctx.raw.as_ref().expect("a SQL table");
+    raw(format!(
+        "INSERT INTO \"{t}\" (sid, data, expires, createdAt, updatedAt) VALUES \
+         ('offset', '{{}}', strftime('%Y-%m-%d %H:%M:%f +05:30', 'now', '+210 minutes'), \
+          '2026-01-01 00:00:00.000 +00:00', '2026-01-01 00:00:00.000 +00:00'), \
+         ('plain', '{{}}', strftime('%Y-%m-%d %H:%M:%f +00:00', 'now', '+1 day'), \
+          '2026-01-01 00:00:00.000 +00:00', '2026-01-01 00:00:00.000 +00:00')",
+        t = ctx.table
+    ))
+    .await;
+    let now = Utc::now();
+    match ctx.model.load("offset", now).await {
+        Err(sequelstore::Error::Decode { column, .. }) => assert_eq!(column, "expires"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    assert!(ctx.model.load("plain", now).await.unwrap().is_some());
+    assert!(ctx.model.destroy("offset").await.unwrap());
 }

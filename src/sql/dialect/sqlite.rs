@@ -107,9 +107,80 @@ impl Dialect for SqliteDialect {
     ) -> Result<Option<DateTime<Utc>>, String> {
         match raw {
             RawTime::Null => Ok(None),
-            RawTime::Text(s) => parse_time_text(&s).map(Some),
+            RawTime::Text(s) => {
+                let t = parse_time_text(&s)?;
+                sorts_as_time(&s)?;
+                Ok(Some(t))
+            }
             RawTime::Utc(t) => Ok(Some(t)),
             RawTime::Naive(n) => Ok(Some(n.and_utc())),
         }
+    }
+}
+
+/// Refuses time text whose order as text is not its order in time next to the form this store
+/// writes (`2026-11-27 00:00:32.446 +00:00`): SQLite compares the `expires` column as text, so a
+/// row written by another client with an offset (`+05:30`) or a `T` between date and time would
+/// be served, counted or swept at the wrong moment. UTC written with `Z`, `+00:00` or no offset
+/// sorts right and is read.
+fn sorts_as_time(text: &str) -> Result<(), String> {
+    let text = text.trim();
+    let offset = text
+        .get(19..)
+        .unwrap_or("")
+        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let utc = matches!(
+        offset.trim(),
+        "" | "Z" | "z" | "+00:00" | "-00:00" | "+0000" | "+00"
+    );
+    if text.as_bytes().get(10) == Some(&b' ') && utc {
+        return Ok(());
+    }
+    Err(format!(
+        "{text:?} is not UTC in the form `YYYY-MM-DD HH:MM:SS.SSS +00:00`, and SQLite compares \
+         times as text, so this row would sort wrongly among the others; rewrite it in UTC \
+         (strftime('%Y-%m-%d %H:%M:%f +00:00', ...)) or destroy the session"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc() -> FixedOffset {
+        FixedOffset::east_opt(0).expect("zero is an offset")
+    }
+
+    fn decode(text: &str) -> Result<Option<DateTime<Utc>>, String> {
+        SqliteDialect.decode_time(RawTime::Text(text.into()), utc())
+    }
+
+    #[test]
+    fn utc_text_in_the_sortable_form_is_read() {
+        let t = DateTime::parse_from_rfc3339("2026-11-27T00:00:32.446Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for text in [
+            "2026-11-27 00:00:32.446 +00:00",
+            "2026-11-27 00:00:32.446Z",
+            "2026-11-27 00:00:32.446",
+        ] {
+            assert_eq!(decode(text), Ok(Some(t)), "{text}");
+        }
+        assert!(decode("2026-11-27 00:00:32").is_ok());
+    }
+
+    #[test]
+    fn text_that_sorts_unlike_its_time_is_refused() {
+        for text in [
+            "2026-11-27 05:30:32.446 +05:30",
+            "2026-11-26 19:00:32.446 -05:00",
+            "2026-11-27T00:00:32.446Z",
+            "2026-11-27T00:00:32.446+00:00",
+        ] {
+            let err = decode(text).unwrap_err();
+            assert!(err.contains("sort"), "{text}: {err}");
+        }
+        assert!(decode("yesterday").is_err());
     }
 }
