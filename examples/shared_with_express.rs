@@ -47,8 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::to_owned)
         .collect();
-    let sessions = ExpressSessionLayer::new(store, &secrets[0])
-        .with_secrets(&secrets)
+    let sessions = ExpressSessionLayer::new(store, &secrets[0])?
+        .with_secrets(&secrets)?
         .with_max_age(Duration::from_secs(3600))
         .with_same_site(SameSite::Lax);
 

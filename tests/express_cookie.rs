@@ -209,7 +209,7 @@ fn user(name: &str) -> SessionData {
 async fn a_session_survives_across_requests() {
     let store = store("express_round_trip").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
 
@@ -236,7 +236,7 @@ async fn a_session_survives_across_requests() {
 async fn a_cookie_made_by_the_express_algorithm_is_accepted_encoded_or_raw() {
     let store = store("express_independent").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
     let sid = "chosen-by-the-test.with.dots";
@@ -261,6 +261,7 @@ async fn a_cookie_made_by_the_express_algorithm_is_accepted_encoded_or_raw() {
 async fn the_layers_cookie_verifies_with_the_express_algorithm() {
     let store = store("express_set_cookie").await;
     let layer = ExpressSessionLayer::new(store.clone(), SECRET)
+        .unwrap()
         .with_max_age(Duration::from_secs(3600))
         .with_same_site(SameSite::Lax);
     let app = app(layer, Gate::default());
@@ -299,7 +300,9 @@ async fn the_layers_cookie_verifies_with_the_express_algorithm() {
 async fn a_rotated_secret_is_still_accepted_and_new_cookies_use_the_first() {
     let store = store("express_rotation").await;
     let layer = ExpressSessionLayer::new(store.clone(), "new secret")
+        .unwrap()
         .with_secrets(["new secret", SECRET])
+        .unwrap()
         .with_rolling(true);
     let app = app(layer, Gate::default());
     store.set("sid-old", &user("ann"), None).await.unwrap();
@@ -325,7 +328,7 @@ async fn a_rotated_secret_is_still_accepted_and_new_cookies_use_the_first() {
 async fn bad_cookies_and_dead_sessions_are_a_fresh_session_not_an_error() {
     let store = store("express_bad_cookies").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
     store.set("live", &user("ann"), None).await.unwrap();
@@ -385,7 +388,7 @@ async fn sign_out_sticks_against_a_slower_request() {
     let store = store("express_logout_race").await;
     let gate = Gate::default();
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         gate.clone(),
     );
 
@@ -430,7 +433,7 @@ async fn sign_out_sticks_against_a_slower_request() {
 async fn cycle_id_moves_the_data_to_a_fresh_id() {
     let store = store("express_cycle").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
     let res = call(&app, "/login/ann", None).await;
@@ -451,7 +454,7 @@ async fn cycle_id_moves_the_data_to_a_fresh_id() {
 async fn an_unchanged_session_is_touched_within_the_stores_throttle() {
     let store = store("express_touch").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
     let soon = Utc::now() + TimeDelta::hours(1);
@@ -470,7 +473,10 @@ async fn an_unchanged_session_is_touched_within_the_stores_throttle() {
     let throttled = store
         .clone()
         .with_touch_after(Duration::from_secs(24 * 3600));
-    let app = self::app(ExpressSessionLayer::new(throttled, SECRET), Gate::default());
+    let app = self::app(
+        ExpressSessionLayer::new(throttled, SECRET).unwrap(),
+        Gate::default(),
+    );
     let before = Utc::now() + TimeDelta::days(14) - TimeDelta::hours(1);
     store.set("s", &user("ann"), Some(before)).await.unwrap();
     let stored = store.get("s").await.unwrap().unwrap().expires.unwrap();
@@ -485,7 +491,7 @@ async fn an_unchanged_session_is_touched_within_the_stores_throttle() {
 async fn expresss_cookie_object_is_kept_out_of_the_data_and_written_back() {
     let store = store("express_cookie_object").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
     // A session as express-session and connect-session-sequelize store it.
@@ -517,7 +523,7 @@ async fn expresss_cookie_object_is_kept_out_of_the_data_and_written_back() {
 async fn a_failing_database_is_a_500_not_a_fresh_session() {
     let store = store("express_db_down").await;
     let app = app(
-        ExpressSessionLayer::new(store.clone(), SECRET),
+        ExpressSessionLayer::new(store.clone(), SECRET).unwrap(),
         Gate::default(),
     );
     store.set("s", &user("ann"), None).await.unwrap();
@@ -543,4 +549,22 @@ async fn the_extractor_without_the_layer_is_a_500() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// express-session refuses a falsy secret; so does the layer, for `new` and for any entry of
+/// `with_secrets`, with a message that says which and why.
+#[tokio::test]
+async fn an_empty_secret_is_refused() {
+    let store = store("express_empty_secret").await;
+    match ExpressSessionLayer::new(store.clone(), "") {
+        Err(sequelstore::Error::InvalidInput(m)) => assert!(m.contains("empty"), "{m}"),
+        other => panic!("an empty secret was accepted: {other:?}"),
+    }
+    let layer = ExpressSessionLayer::new(store.clone(), SECRET).unwrap();
+    match layer.with_secrets([SECRET, ""]) {
+        Err(sequelstore::Error::InvalidInput(m)) => assert!(m.contains("secret 2 of 2"), "{m}"),
+        other => panic!("an empty secret in the list was accepted: {other:?}"),
+    }
+    let layer = ExpressSessionLayer::new(store, SECRET).unwrap();
+    assert!(layer.with_secrets(Vec::<&str>::new()).is_err());
 }

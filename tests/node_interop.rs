@@ -424,7 +424,12 @@ fn rust_app(store: Store<ConnectSession<sqlx::SqlitePool>>, secrets: &[&str]) ->
         .route("/login/{name}", get(login))
         .route("/whoami", get(whoami))
         .route("/logout", get(logout))
-        .layer(ExpressSessionLayer::new(store, secrets[0]).with_secrets(secrets.iter().copied()))
+        .layer(
+            ExpressSessionLayer::new(store, secrets[0])
+                .unwrap()
+                .with_secrets(secrets.iter().copied())
+                .unwrap(),
+        )
 }
 
 /// The last character of a cookie's signature changed.

@@ -22,6 +22,25 @@ use super::{COOKIE_KEY, DEFAULT_COOKIE_NAME};
 use crate::serializer::ExpressJson;
 use crate::{Error, Result, SessionData, SessionModel, Store};
 
+/// `secrets` as the layer keeps them, when there is at least one and none is empty.
+fn checked_secrets<S: AsRef<[u8]>>(secrets: impl IntoIterator<Item = S>) -> Result<Vec<Vec<u8>>> {
+    let secrets: Vec<Vec<u8>> = secrets.into_iter().map(|s| s.as_ref().to_vec()).collect();
+    if secrets.is_empty() {
+        return Err(Error::InvalidInput(
+            "ExpressSessionLayer needs at least one secret: the Express app's `secret`".into(),
+        ));
+    }
+    if let Some(n) = secrets.iter().position(Vec::is_empty) {
+        return Err(Error::InvalidInput(format!(
+            "secret {} of {} is empty; express-session refuses an empty secret, and a cookie \
+             signed with the empty key is one anybody can make: use the Express app's `secret`",
+            n + 1,
+            secrets.len()
+        )));
+    }
+    Ok(secrets)
+}
+
 /// Random bytes in a session id: express-session's `uid(24)`.
 const SID_BYTES: usize = 24;
 
@@ -63,11 +82,16 @@ impl<M: SessionModel> ExpressSessionLayer<M> {
     /// It writes through a copy of `store` set to the `ExpressJson` serializer, so that the
     /// rows carry the `cookie` object express-session needs; the store's other settings (ttl,
     /// touch throttle, size limit, clock) stay as they are.
-    pub fn new(store: Store<M>, secret: impl AsRef<[u8]>) -> Self {
-        ExpressSessionLayer {
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty secret, which express-session refuses too: a cookie
+    /// signed with the empty key is one anybody can make.
+    pub fn new(store: Store<M>, secret: impl AsRef<[u8]>) -> Result<Self> {
+        let secrets = checked_secrets([secret])?;
+        Ok(ExpressSessionLayer {
             store: store.with_serializer(ExpressJson),
             config: Arc::new(Config {
-                secrets: vec![secret.as_ref().to_vec()],
+                secrets,
                 name: DEFAULT_COOKIE_NAME.to_owned(),
                 path: "/".to_owned(),
                 domain: None,
@@ -77,22 +101,21 @@ impl<M: SessionModel> ExpressSessionLayer<M> {
                 max_age: None,
                 rolling: false,
             }),
-        }
+        })
     }
 
     /// All the secrets, as express-session's `secret` array: the first signs new cookies, a
     /// signature under any of them is accepted. Rotate by putting the new secret first and
-    /// keeping the old ones until their cookies have expired. An empty list changes nothing.
-    pub fn with_secrets<S: AsRef<[u8]>>(mut self, secrets: impl IntoIterator<Item = S>) -> Self {
-        let secrets: Vec<Vec<u8>> = secrets.into_iter().map(|s| s.as_ref().to_vec()).collect();
-        if secrets.is_empty() {
-            tracing::warn!(
-                "ExpressSessionLayer::with_secrets got no secret; keeping the ones it had"
-            );
-        } else {
-            self.config_mut().secrets = secrets;
-        }
-        self
+    /// keeping the old ones until their cookies have expired.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty list or an empty secret in it.
+    pub fn with_secrets<S: AsRef<[u8]>>(
+        mut self,
+        secrets: impl IntoIterator<Item = S>,
+    ) -> Result<Self> {
+        self.config_mut().secrets = checked_secrets(secrets)?;
+        Ok(self)
     }
 
     /// The cookie's name (express-session's `name`); `connect.sid` by default. A name that is
@@ -383,5 +406,14 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused() {
+        assert!(checked_secrets(["a", "b"]).is_ok());
+        for bad in [vec![""], vec!["a", ""], vec![]] {
+            let err = checked_secrets(bad.clone()).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{bad:?}: {err}");
+        }
     }
 }

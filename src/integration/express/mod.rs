@@ -63,8 +63,8 @@
 //! // The table the Express app's connect-session-sequelize store uses.
 //! let store = SqliteStore::connect(&url).await?;
 //! // The Express app's `secret` list, in the same order: the first signs, any verifies.
-//! let sessions = ExpressSessionLayer::new(store, "keyboard cat")
-//!     .with_secrets(["keyboard cat", "the secret before it"])
+//! let sessions = ExpressSessionLayer::new(store, "keyboard cat")?
+//!     .with_secrets(["keyboard cat", "the secret before it"])?
 //!     .with_max_age(std::time::Duration::from_secs(24 * 3600));
 //! let app: Router = Router::new().route("/", get(counter)).layer(sessions);
 //! # use tower::ServiceExt;
