@@ -153,3 +153,41 @@ async fn timestamp_columns_are_refused_with_the_fix() {
     );
     raw(drop).await;
 }
+
+/// Issue 12 item 4: in a Sequelize table whose `sid` collation ignores case, `set("abc")` used
+/// to write over the row `"Abc"` (the upsert finds rows through the collation). Now it is
+/// refused with the fix, the other session is untouched, and a save of the exact id, live or
+/// expired, still replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_never_writes_over_an_id_that_differs_in_case() {
+    let Some((pool, drop)) = db::mysql_isolated("ci_upsert").await else {
+        return;
+    };
+    raw_sqlx(&pool)(sequelize_ddl("ConnectSessions")).await;
+    let store = sequelstore::Store::discover(pool.clone()).await.unwrap();
+    let ann = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    let bob = sequelstore::SessionData::from_iter([("user".to_string(), "bob".into())]);
+    store.set("Abc", &ann, None).await.unwrap();
+    for other in ["abc", "ABC", "Abc "] {
+        match store.set(other, &bob, None).await {
+            Err(sequelstore::Error::InvalidInput(m)) => {
+                assert!(m.contains("utf8mb4_bin"), "{m}")
+            }
+            result => panic!("{other:?}: expected a refusal, got {result:?}"),
+        }
+        assert!(store.get(other).await.unwrap().is_none(), "{other:?}");
+    }
+    assert_eq!(store.get("Abc").await.unwrap().unwrap().data, ann);
+    // The exact id: replaced, and brought back from expired as an upsert does.
+    store.set("Abc", &bob, None).await.unwrap();
+    assert_eq!(store.get("Abc").await.unwrap().unwrap().data, bob);
+    let past = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    store.set("Abc", &bob, Some(past)).await.unwrap();
+    assert!(store.get("Abc").await.unwrap().is_none());
+    store.set("Abc", &ann, None).await.unwrap();
+    assert_eq!(store.get("Abc").await.unwrap().unwrap().data, ann);
+    // A new id is inserted.
+    store.set("new-id", &bob, None).await.unwrap();
+    assert_eq!(store.length().await.unwrap(), 2);
+    raw_sqlx(&pool)(drop).await;
+}

@@ -39,6 +39,9 @@ struct Table {
     data_max: Option<usize>,
     /// Whether expired rows are swept by `rowid` (SQLite tables that have one).
     sweep_by_rowid: bool,
+    /// Whether the `sid` column's collation finds ids that differ in case or trailing spaces
+    /// (a Sequelize table on MariaDB), so that a save cannot be one upsert.
+    sid_ignores_case: bool,
 }
 
 /// The default model: sessions in a `ConnectSession`-shaped table (`sid`, `expires`, `data`,
@@ -120,6 +123,34 @@ impl<B: Backend> ConnectSession<B> {
     async fn write_returning(&self, stmt: &Statement, args: &Args<'_>) -> Result<Vec<RawRow>> {
         let _turn = self.write_turn().await;
         self.backend.fetch_rows(stmt, args).await
+    }
+
+    /// A save on a table whose `sid` ignores case, where an upsert of `"abc"` would write over
+    /// the row `"Abc"`: replace the row with exactly this id, else insert one; an insert that
+    /// meets another id equal but for case is refused. One statement when the session exists.
+    async fn save_exactly(&self, row: &SessionRow, args: &Args<'_>) -> Result<()> {
+        if self.write(&self.stmts.replace, args).await? > 0 {
+            return Ok(());
+        }
+        match self.write(&self.stmts.create, args).await {
+            Ok(_) => Ok(()),
+            Err(err) if self.backend.is_unique_violation(&err) => {
+                // Another save of the same id may have inserted it meanwhile.
+                if self.write(&self.stmts.replace, args).await? > 0 {
+                    return Ok(());
+                }
+                Err(Error::InvalidInput(format!(
+                    "session {} cannot be stored: table {} holds an id that differs from it \
+                     only in case or trailing spaces, and its sid column's collation treats \
+                     them as one; make it exact with ALTER TABLE {} MODIFY sid VARCHAR(255) \
+                     CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+                    crate::redact(&row.sid),
+                    self.table.name,
+                    self.table.name
+                )))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// The table this model uses.
@@ -212,6 +243,9 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
         let args = self.row_args(row, now)?;
+        if self.table.sid_ignores_case {
+            return self.save_exactly(row, &args).await;
+        }
         self.write(&self.stmts.save, &args).await?;
         Ok(())
     }

@@ -166,5 +166,6 @@ fn inspect(
         has_version: find(Column::Version).is_some(),
         data_max,
         sweep_by_rowid: false,
+        sid_ignores_case: find(Column::Sid).is_some_and(|info| d.sid_ignores_case(info)),
     })
 }

@@ -11,6 +11,9 @@ pub(super) struct Statements {
     pub(super) save: Statement,
     pub(super) update: Statement,
     pub(super) update_if_version: Statement,
+    /// Replaces the row with exactly this id, live or expired: the first half of a save on a
+    /// table whose `sid` ignores case.
+    pub(super) replace: Statement,
     pub(super) touch: Statement,
     pub(super) touch_throttled: Statement,
     pub(super) touch_returning: Option<Statement>,
@@ -46,6 +49,7 @@ impl Statements {
             save: w.insert(Some(d.upsert(&w.sid, &w.upsert_assignments()))),
             update: w.update(false),
             update_if_version: w.update(true),
+            replace: w.replace(),
             touch: w.touch(false),
             touch_throttled: w.touch(true),
             touch_returning: d.update_returning().then(|| w.touch_returning()),
@@ -197,6 +201,24 @@ impl<'d> Writer<'d> {
         b.build()
     }
 
+    /// What a save does to an existing row with exactly this id, live or expired, as an
+    /// `UPDATE`: the data, the expiry, the update time, and the version up by one.
+    fn replace(&self) -> Statement {
+        let mut b = self.plain(&format!("UPDATE {} SET {} = ", self.table, self.data));
+        b.arg(Param::Data)
+            .push(&format!(", {} = ", self.expires))
+            .arg(Param::Expires);
+        if let Some(u) = &self.updated_at {
+            b.push(&format!(", {u} = ")).arg(Param::Now);
+        }
+        if let Some(v) = &self.version {
+            b.push(&format!(", {v} = {v} + 1"));
+        }
+        b.push(" WHERE ");
+        self.d.sid_equals(&mut b, &self.sid, Param::Sid);
+        b.build()
+    }
+
     /// The touch `UPDATE`; `throttled` adds the condition that the stored expiry is before
     /// `:limit`, so that a touch that is not due writes nothing.
     fn write_touch(&self, b: &mut StatementBuilder<'_>, throttled: bool) {
@@ -314,6 +336,7 @@ mod tests {
             has_version: versioned,
             data_max: None,
             sweep_by_rowid,
+            sid_ignores_case: false,
         }
     }
 
@@ -326,6 +349,7 @@ mod tests {
             ("save", Some(&s.save)),
             ("update", Some(&s.update)),
             ("update_if_version", Some(&s.update_if_version)),
+            ("replace", Some(&s.replace)),
             ("touch", Some(&s.touch)),
             ("touch_throttled", Some(&s.touch_throttled)),
             ("touch_returning", s.touch_returning.as_ref()),

@@ -28,8 +28,17 @@ pub trait Dialect: Send + Sync + Debug + 'static {
 
     /// The catalog query listing a table's columns in the current database or schema, with
     /// the table name as its one parameter. Each row is `name, type, nullable, has_default,
-    /// max_len` (`max_len` NULL where the catalog has no such figure).
+    /// max_len` (`max_len` NULL where the catalog has no such figure), and on MySQL a sixth,
+    /// the collation.
     fn catalog(&self) -> &'static str;
+
+    /// Whether the `sid` column described by `info` finds a row for an id that differs in case
+    /// or trailing spaces (a MySQL collation other than a binary one). Reads and updates then
+    /// compare exactly ([`Dialect::sid_equals`]); a save cannot be one upsert. Defaults to no.
+    fn sid_ignores_case(&self, info: &ColumnInfo) -> bool {
+        let _ = info;
+        false
+    }
 
     /// The text of the `n`th placeholder, counting from 1.
     fn placeholder(&self, n: usize) -> String;

@@ -157,6 +157,8 @@ pub struct ColumnInfo {
     pub has_default: bool,
     /// The most bytes (or characters, where the catalog counts those) a text column holds.
     pub max_len: Option<i64>,
+    /// The collation of a text column, where the catalog names one that matters (MySQL).
+    pub collation: Option<String>,
 }
 
 impl ColumnInfo {
@@ -174,7 +176,14 @@ impl ColumnInfo {
             nullable,
             has_default,
             max_len,
+            collation: None,
         }
+    }
+
+    /// The same column with `collation`.
+    pub fn with_collation(mut self, collation: Option<String>) -> Self {
+        self.collation = collation.map(|c| c.to_ascii_lowercase());
+        self
     }
 }
 

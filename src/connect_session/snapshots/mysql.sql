@@ -15,6 +15,9 @@ UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ? WHERE `si
 -- update_if_version (data, expires, now, sid, sid, now)
 UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
 
+-- replace (data, expires, now, sid, sid)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY);
+
 -- touch (expires, now, sid, sid, now)
 UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
 
@@ -62,6 +65,9 @@ UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version
 
 -- update_if_version (data, expires, now, sid, sid, now, version)
 UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND `version` = ?;
+
+-- replace (data, expires, now, sid, sid)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY);
 
 -- touch (expires, now, sid, sid, now)
 UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);

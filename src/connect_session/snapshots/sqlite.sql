@@ -15,6 +15,9 @@ UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3 WHERE 
 -- update_if_version (data, expires, now, sid)
 UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3 WHERE "sid" = ?4 AND ("expires" IS NULL OR "expires" > ?3);
 
+-- replace (data, expires, now, sid)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3 WHERE "sid" = ?4;
+
 -- touch (expires, now, sid)
 UPDATE "ConnectSession" SET "expires" = ?1, "updatedAt" = ?2 WHERE "sid" = ?3 AND ("expires" IS NULL OR "expires" > ?2);
 
@@ -68,6 +71,9 @@ UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "vers
 
 -- update_if_version (data, expires, now, sid, version)
 UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4 AND ("expires" IS NULL OR "expires" > ?3) AND "version" = ?5;
+
+-- replace (data, expires, now, sid)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4;
 
 -- touch (expires, now, sid)
 UPDATE "ConnectSession" SET "expires" = ?1, "updatedAt" = ?2 WHERE "sid" = ?3 AND ("expires" IS NULL OR "expires" > ?2);

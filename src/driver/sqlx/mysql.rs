@@ -47,7 +47,8 @@ impl SqlxDatabase for MySql {
             row.try_get::<i64, _>(2)? != 0,
             row.try_get::<i64, _>(3)? != 0,
             row.try_get(4)?,
-        ))
+        )
+        .with_collation(row.try_get(5)?))
     }
 
     fn decode_int(row: &MySqlRow, index: usize) -> Result<i64, sqlx::Error> {

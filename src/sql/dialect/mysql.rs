@@ -20,7 +20,7 @@ impl Dialect for MySqlDialect {
     fn catalog(&self) -> &'static str {
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), \
          CAST(IS_NULLABLE = 'YES' AS SIGNED), CAST(COLUMN_DEFAULT IS NOT NULL AS SIGNED), \
-         CAST(CHARACTER_OCTET_LENGTH AS SIGNED) FROM information_schema.COLUMNS \
+         CAST(CHARACTER_OCTET_LENGTH AS SIGNED), CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
     }
 
@@ -99,6 +99,14 @@ impl Dialect for MySqlDialect {
                     .replace(" NOT NULL PRIMARY KEY", " NOT NULL")
             ),
         ))
+    }
+
+    fn sid_ignores_case(&self, info: &ColumnInfo) -> bool {
+        // `_bin` collations and `binary` compare bytes; the rest (`_ci`, and `_cs` ones, which
+        // still pad trailing spaces) find `"Abc"` for `"abc"` or `"abc "`.
+        info.collation
+            .as_deref()
+            .is_some_and(|c| !(c.ends_with("_bin") || c == "binary"))
     }
 
     fn on_conflict_do_nothing(&self) -> Option<String> {
