@@ -378,4 +378,12 @@ mod tests {
         assert!(shown.contains("user"), "the keys are shown: {shown}");
         assert!(!shown.contains(sid) && !shown.contains("secret"), "{shown}");
     }
+
+    #[test]
+    fn redact_shows_four_characters_and_says_when_it_cut() {
+        assert_eq!(redact("abcd"), "\"abcd\"");
+        assert_eq!(redact("abcde"), "\"abcd\"…");
+        assert_eq!(redact("żółwie"), "\"żółw\"…");
+        assert_eq!(redact(""), "\"\"");
+    }
 }

@@ -629,4 +629,128 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].id, "live");
     }
+
+    #[tokio::test]
+    async fn get_and_touch_hands_back_the_touched_session() {
+        let mut mock = MockSessionModel::new();
+        let later = t0() + TimeDelta::days(14);
+        mock.expect_load_and_touch().returning(move |sid, _, _, _| {
+            Ok(Some(SessionRow::new(sid, r#"{"n":1}"#, Some(later))))
+        });
+        let session = quiet(mock).get_and_touch("s", None).await.unwrap().unwrap();
+        assert_eq!((session.id.as_str(), session.expires), ("s", Some(later)));
+        assert_eq!(session.data, data());
+    }
+
+    #[tokio::test]
+    async fn create_with_fresh_id_returns_the_id_it_stored_under() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_create().returning(|row, _| {
+            Ok(match row.sid.as_str() {
+                "taken" => Created::AlreadyExists,
+                _ => Created::Inserted,
+            })
+        });
+        let mut ids = vec!["free", "taken"];
+        let id = quiet(mock)
+            .create_with_fresh_id(|| Ok(ids.pop().unwrap().to_owned()), &data(), None)
+            .await
+            .unwrap();
+        assert_eq!(id, "free");
+    }
+
+    #[tokio::test]
+    async fn create_with_fresh_id_gives_up_after_its_attempts() {
+        let mut mock = MockSessionModel::new();
+        mock.expect_create()
+            .times(FRESH_ID_ATTEMPTS)
+            .returning(|_, _| Ok(Created::AlreadyExists));
+        let mut n = 0;
+        let err = quiet(mock)
+            .create_with_fresh_id(
+                || {
+                    n += 1;
+                    Ok(format!("id-{n}"))
+                },
+                &data(),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Backend(_)), "{err}");
+        assert_eq!(n, FRESH_ID_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn update_says_whether_a_live_session_was_written() {
+        for written in [true, false] {
+            let mut mock = MockSessionModel::new();
+            mock.expect_update().returning(move |_, _| Ok(written));
+            assert_eq!(
+                quiet(mock).update("s", &data(), None).await.unwrap(),
+                written
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_merge_is_tried_a_bounded_number_of_times() {
+        let mut mock = MockSessionModel::new();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&calls);
+        mock.expect_update().returning(move |row, _| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(Error::Conflict {
+                sid: row.sid.clone(),
+                expected: row.version.unwrap_or(0),
+                found: 99,
+            })
+        });
+        mock.expect_load()
+            .returning(|sid, _| Ok(Some(SessionRow::new(sid, "{}", None).with_version(99))));
+        let store = quiet(mock).with_conflict_merge(|stored, _| stored.clone());
+        let session = Session {
+            id: "s".into(),
+            data: data(),
+            expires: None,
+            version: Some(1),
+        };
+        let err = store.update_session(&session).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            MERGE_ATTEMPTS + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn all_and_clear_report_what_is_there() {
+        let store = Store::with_model(MemoryModel::new()).with_sweep_interval(None);
+        store.set("a", &data(), None).await.unwrap();
+        store.set("b", &data(), None).await.unwrap();
+        let mut ids: Vec<String> = store
+            .all()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(store.clear().await.unwrap(), 2);
+        assert_eq!(store.clear().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn data_exactly_at_the_limit_is_stored() {
+        let store = Store::with_model(MemoryModel::new())
+            .with_sweep_interval(None)
+            .with_max_data_len(r#"{"n":1}"#.len());
+        store.set("s", &data(), None).await.unwrap();
+        let more = SessionData::from_iter([("n".to_string(), serde_json::json!(10))]);
+        assert!(matches!(
+            store.set("s", &more, None).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
 }
