@@ -39,6 +39,8 @@ struct Table {
     data_max: Option<usize>,
     /// Whether expired rows are swept by `rowid` (SQLite tables that have one).
     sweep_by_rowid: bool,
+    /// The most characters the `sid` column holds, where the catalog says (`VARCHAR(36)`).
+    sid_max: Option<usize>,
     /// Whether the `sid` column's collation finds ids that differ in case or trailing spaces
     /// (a Sequelize table on MariaDB), so that a save cannot be one upsert.
     sid_ignores_case: bool,
@@ -222,7 +224,11 @@ impl<B: Backend> ConnectSession<B> {
 #[async_trait]
 impl<B: Backend> SessionModel for ConnectSession<B> {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_version(self.table.has_version)
+        let caps = Capabilities::NONE.with_version(self.table.has_version);
+        match self.table.sid_max {
+            Some(chars) => caps.with_max_sid_len(chars),
+            None => caps,
+        }
     }
 
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {

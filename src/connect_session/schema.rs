@@ -59,6 +59,8 @@ pub(super) async fn find<B: Backend>(
             continue;
         }
         let mut table = inspect(d, name, &columns, versioned)?;
+        check_sid_is_unique(backend, name).await?;
+        warn_of_a_narrow_sid(&table);
         table.sweep_by_rowid = d.sweeps_by_rowid() && has_rowid(backend, name).await;
         return Ok(table);
     }
@@ -68,6 +70,39 @@ pub(super) async fn find<B: Backend>(
         tried: names.iter().map(|n| n.to_string()).collect(),
         ddl: ddl.join(";\n") + ";",
     })
+}
+
+/// Refuses a table whose `sid` is not unique on its own (no primary key or unique index on
+/// it alone): `create` would then insert a second row under a taken id.
+async fn check_sid_is_unique<B: Backend>(backend: &B, table: &str) -> Result<()> {
+    let d = backend.dialect();
+    let mut count = StatementBuilder::new(d);
+    count.push(&d.sid_unique_indexes(table));
+    if backend.fetch_count(&count.build(), &Args::new()).await? > 0 {
+        return Ok(());
+    }
+    Err(Error::IncompatibleSchema {
+        table: table.to_owned(),
+        column: Column::Sid.name().to_owned(),
+        problem: "is not unique (no primary key or unique index on it alone), so two sessions \
+                  could be stored under one id"
+            .into(),
+        fix: d.make_sid_unique(table),
+    })
+}
+
+/// A `sid` narrower than the 64 characters of actix-session's keys works for tower-sessions (22)
+/// and express-session (32) ids, so it is used, with a warning naming the fix: longer ids are
+/// refused by the store before they reach the table.
+fn warn_of_a_narrow_sid(table: &Table) {
+    if let Some(chars) = table.sid_max.filter(|n| *n < 64) {
+        tracing::warn!(
+            table = %table.name,
+            chars,
+            "the sid column holds fewer than the 64 characters of actix-session's keys; longer \
+             ids are refused: widen it to VARCHAR(255) to hold every framework's"
+        );
+    }
 }
 
 /// Whether `table` has a `rowid`: SQLite tables do unless made `WITHOUT ROWID`, where
@@ -167,5 +202,8 @@ fn inspect(
         data_max,
         sweep_by_rowid: false,
         sid_ignores_case: find(Column::Sid).is_some_and(|info| d.sid_ignores_case(info)),
+        sid_max: find(Column::Sid)
+            .and_then(|info| info.max_chars)
+            .and_then(|n| usize::try_from(n).ok()),
     })
 }

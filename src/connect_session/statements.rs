@@ -337,6 +337,7 @@ mod tests {
             data_max: None,
             sweep_by_rowid,
             sid_ignores_case: false,
+            sid_max: None,
         }
     }
 

@@ -17,15 +17,17 @@ use crate::{Error, Result};
 /// The longest session id a store accepts: what the default tables hold (`sid VARCHAR(255)`).
 pub const MAX_SID_LEN: usize = 255;
 
-/// Checks that `sid` is an id a store can hold: not empty, at most [`MAX_SID_LEN`] characters.
-pub(crate) fn check_sid(sid: &str) -> Result<()> {
+/// Checks that `sid` is an id the model can hold: not empty, at most `max` characters (its
+/// [`Capabilities::max_sid_len`]).
+pub(crate) fn check_sid(sid: &str, max: usize) -> Result<()> {
     if sid.is_empty() {
         return Err(Error::InvalidInput("session id is empty".into()));
     }
     let len = sid.chars().count();
-    if len > MAX_SID_LEN {
+    if len > max {
         return Err(Error::InvalidInput(format!(
-            "session id is {len} characters long; the sid column holds at most {MAX_SID_LEN}"
+            "session id is {len} characters long; the sessions table's sid column holds at \
+             most {max} (widen it to VARCHAR(255) to hold the ids of every framework)"
         )));
     }
     Ok(())
@@ -90,24 +92,54 @@ impl SessionRow {
 
 /// The optional columns a model has. A store and its adapters use a feature only where the
 /// model says it has it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// The model keeps a version number per row, raised by every write of the data, and
     /// refuses an [`update`](SessionModel::update) based on another version (optimistic
     /// concurrency).
     pub version: bool,
+    /// The longest session id the model can store, in characters: a store refuses longer ids
+    /// before they reach the model. At most [`MAX_SID_LEN`].
+    pub max_sid_len: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities::NONE
+    }
 }
 
 impl Capabilities {
-    /// No optional columns.
-    pub const NONE: Capabilities = Capabilities { version: false };
+    /// No optional columns, ids up to [`MAX_SID_LEN`].
+    pub const NONE: Capabilities = Capabilities {
+        version: false,
+        max_sid_len: MAX_SID_LEN,
+    };
+
+    /// The same, with ids up to `chars` characters (never more than [`MAX_SID_LEN`]).
+    pub const fn with_max_sid_len(mut self, chars: usize) -> Self {
+        self.max_sid_len = if chars < MAX_SID_LEN {
+            chars
+        } else {
+            MAX_SID_LEN
+        };
+        self
+    }
 
     /// The same, with a version column.
     pub const fn with_version(mut self, yes: bool) -> Self {
         self.version = yes;
         self
     }
+}
+
+/// A mock model whose capabilities are the defaults, as a store reads them once.
+#[cfg(test)]
+pub(crate) fn mock_model() -> MockSessionModel {
+    let mut mock = MockSessionModel::new();
+    mock.expect_capabilities().returning(|| Capabilities::NONE);
+    mock
 }
 
 /// What [`SessionModel::create`] did.

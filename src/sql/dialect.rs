@@ -28,9 +28,22 @@ pub trait Dialect: Send + Sync + Debug + 'static {
 
     /// The catalog query listing a table's columns in the current database or schema, with
     /// the table name as its one parameter. Each row is `name, type, nullable, has_default,
-    /// max_len` (`max_len` NULL where the catalog has no such figure), and on MySQL a sixth,
-    /// the collation.
+    /// max_len, max_chars, collation` (NULL where the catalog has no such figure: SQLite
+    /// enforces no width, and only MySQL's collations decide how ids compare).
     fn catalog(&self) -> &'static str;
+
+    /// SQL counting the unique indexes (a primary key included) of `table` (validated) that
+    /// are on the `sid` column alone: 0 means ids are not unique.
+    fn sid_unique_indexes(&self, table: &str) -> String;
+
+    /// The SQL that makes the `sid` column of `table` unique, for an error message.
+    fn make_sid_unique(&self, table: &str) -> String {
+        format!(
+            "ALTER TABLE {} ADD PRIMARY KEY ({});",
+            self.quote(table),
+            self.quote(Column::Sid.name())
+        )
+    }
 
     /// Whether the `sid` column described by `info` finds a row for an id that differs in case
     /// or trailing spaces (a MySQL collation other than a binary one). Reads and updates then

@@ -157,6 +157,9 @@ pub struct ColumnInfo {
     pub has_default: bool,
     /// The most bytes (or characters, where the catalog counts those) a text column holds.
     pub max_len: Option<i64>,
+    /// The most characters a text column holds (`VARCHAR(36)`: 36); `None` when unbounded or
+    /// not enforced (SQLite).
+    pub max_chars: Option<i64>,
     /// The collation of a text column, where the catalog names one that matters (MySQL).
     pub collation: Option<String>,
 }
@@ -176,8 +179,15 @@ impl ColumnInfo {
             nullable,
             has_default,
             max_len,
+            max_chars: None,
             collation: None,
         }
+    }
+
+    /// The same column holding at most `max_chars` characters.
+    pub fn with_max_chars(mut self, max_chars: Option<i64>) -> Self {
+        self.max_chars = max_chars;
+        self
     }
 
     /// The same column with `collation`.

@@ -79,6 +79,8 @@ pub struct Store<M> {
     clock: Arc<dyn Clock>,
     sweep_interval: Option<Duration>,
     sweep_batch: u32,
+    /// The model's longest id ([`Capabilities::max_sid_len`](crate::Capabilities)), read once.
+    max_sid_len: usize,
     merge: Option<Arc<Merge>>,
     sweeper: Arc<Sweeper>,
 }
@@ -103,6 +105,7 @@ impl<M> Clone for Store<M> {
             clock: Arc::clone(&self.clock),
             sweep_interval: self.sweep_interval,
             sweep_batch: self.sweep_batch,
+            max_sid_len: self.max_sid_len,
             merge: self.merge.clone(),
             sweeper: Arc::clone(&self.sweeper),
         }
@@ -130,6 +133,7 @@ impl<M: SessionModel> Store<M> {
     /// A store over any model, a user's own included, with the default policy. The sweeper
     /// task starts now when called inside a tokio runtime, else on the store's first call.
     pub fn with_model(model: M) -> Self {
+        let max_sid_len = model.capabilities().max_sid_len;
         let store = Store {
             model: Arc::new(model),
             ttl: DEFAULT_TTL,
@@ -140,6 +144,7 @@ impl<M: SessionModel> Store<M> {
             clock: Arc::new(SystemClock),
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
             sweep_batch: DEFAULT_SWEEP_BATCH,
+            max_sid_len,
             merge: None,
             sweeper: Arc::new(Sweeper::default()),
         };

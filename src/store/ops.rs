@@ -19,7 +19,7 @@ impl<M: SessionModel> Store<M> {
     /// decode; the model's error.
     pub async fn get(&self, sid: &str) -> Result<Option<Session>> {
         self.ensure_sweeper();
-        check_sid(sid)?;
+        check_sid(sid, self.max_sid_len)?;
         let now = self.now();
         match retrying(|| self.model.load(sid, now)).await? {
             // A second line of defence: a model that returned an expired row is not believed.
@@ -40,7 +40,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<Option<Session>> {
         self.ensure_sweeper();
-        check_sid(sid)?;
+        check_sid(sid, self.max_sid_len)?;
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
@@ -167,7 +167,7 @@ impl<M: SessionModel> Store<M> {
     /// [`Error::InvalidInput`] for a bad id; the model's error.
     pub async fn touch(&self, sid: &str, expires: Option<DateTime<Utc>>) -> Result<bool> {
         self.ensure_sweeper();
-        check_sid(sid)?;
+        check_sid(sid, self.max_sid_len)?;
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
@@ -180,7 +180,7 @@ impl<M: SessionModel> Store<M> {
     /// [`Error::InvalidInput`] for a bad id; the model's error.
     pub async fn destroy(&self, sid: &str) -> Result<bool> {
         self.ensure_sweeper();
-        check_sid(sid)?;
+        check_sid(sid, self.max_sid_len)?;
         retrying(|| self.model.destroy(sid)).await
     }
 
@@ -243,7 +243,7 @@ impl<M: SessionModel> Store<M> {
     /// The row for session `sid`, serialized for a row that expires at `expires`.
     fn encode(&self, sid: &str, data: &SessionData, expires: DateTime<Utc>) -> Result<SessionRow> {
         self.ensure_sweeper();
-        check_sid(sid)?;
+        check_sid(sid, self.max_sid_len)?;
         let text = self
             .serializer
             .serialize(data, Some(expires))
@@ -314,7 +314,7 @@ mod tests {
 
     use super::*;
     use crate::Clock;
-    use crate::model::{MemoryModel, MockSessionModel};
+    use crate::model::{MemoryModel, MockSessionModel, mock_model};
 
     #[derive(Debug)]
     struct Fixed(DateTime<Utc>);
@@ -341,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn ttl_defaults_to_14_days() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_save()
             .withf(|row, now| {
                 *now == t0()
@@ -356,7 +356,7 @@ mod tests {
     #[tokio::test]
     async fn the_callers_expiry_wins_over_the_ttl() {
         let cookie = t0() + TimeDelta::minutes(5) + TimeDelta::microseconds(1_234_567);
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_save()
             .withf(move |row, _| {
                 row.expires == Some(t0() + TimeDelta::minutes(5) + TimeDelta::milliseconds(1234))
@@ -369,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_custom_ttl_is_used_for_new_expiries() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_create()
             .withf(|row, _| row.expires == Some(t0() + TimeDelta::hours(1)))
             .times(1)
@@ -383,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn touch_without_throttle_always_writes() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_touch()
             .with(
                 eq("s"),
@@ -398,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn touch_throttle_asks_the_model_for_a_guarded_update() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let expires = t0() + TimeDelta::hours(1);
         mock.expect_touch()
             .with(
@@ -417,7 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_ids_and_oversized_data_never_reach_the_model() {
-        let store = quiet(MockSessionModel::new()).with_max_data_len(8);
+        let store = quiet(mock_model()).with_max_data_len(8);
         for sid in ["", &"x".repeat(256)] {
             assert!(matches!(store.get(sid).await, Err(Error::InvalidInput(_))));
             assert!(matches!(
@@ -436,7 +436,7 @@ mod tests {
 
     #[tokio::test]
     async fn undecodable_data_is_a_decode_error_naming_the_session() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_load()
             .returning(|sid, _| Ok(Some(SessionRow::new(sid, "not json", None))));
         match quiet(mock).get("bad").await {
@@ -449,7 +449,7 @@ mod tests {
 
     #[tokio::test]
     async fn remove_expired_is_one_sweep_in_the_stores_batches() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_delete_all_expired()
             .withf(|now, batch| *now == t0() && *batch == 10)
             .times(1)
@@ -524,7 +524,7 @@ mod tests {
         for (failures, calls, ok) in [(2, 3, true), (3, 4, true), (9, 4, false)] {
             let seen = Arc::new(AtomicU32::new(0));
             let counter = Arc::clone(&seen);
-            let mut mock = MockSessionModel::new();
+            let mut mock = mock_model();
             mock.expect_save().returning(move |_, _| {
                 if counter.fetch_add(1, Ordering::SeqCst) < failures {
                     Err(crate::error::deadlock_for_tests())
@@ -540,7 +540,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_errors_are_not_run_again() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_destroy()
             .times(1)
             .returning(|_| Err(Error::backend("the disk is full")));
@@ -591,7 +591,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_throttle_limit_is_at_most_half_the_life_of_the_touch() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let expires = t0() + TimeDelta::minutes(10);
         mock.expect_touch()
             .with(
@@ -610,7 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_row_from_the_model_is_never_served() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let gone = t0() - TimeDelta::seconds(1);
         mock.expect_load()
             .returning(move |sid, _| Ok(Some(SessionRow::new(sid, "{}", Some(gone)))));
@@ -632,7 +632,7 @@ mod tests {
 
     #[tokio::test]
     async fn get_and_touch_hands_back_the_touched_session() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let later = t0() + TimeDelta::days(14);
         mock.expect_load_and_touch().returning(move |sid, _, _, _| {
             Ok(Some(SessionRow::new(sid, r#"{"n":1}"#, Some(later))))
@@ -644,7 +644,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_with_fresh_id_returns_the_id_it_stored_under() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_create().returning(|row, _| {
             Ok(match row.sid.as_str() {
                 "taken" => Created::AlreadyExists,
@@ -661,7 +661,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_with_fresh_id_gives_up_after_its_attempts() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_create()
             .times(FRESH_ID_ATTEMPTS)
             .returning(|_, _| Ok(Created::AlreadyExists));
@@ -684,7 +684,7 @@ mod tests {
     #[tokio::test]
     async fn update_says_whether_a_live_session_was_written() {
         for written in [true, false] {
-            let mut mock = MockSessionModel::new();
+            let mut mock = mock_model();
             mock.expect_update().returning(move |_, _| Ok(written));
             assert_eq!(
                 quiet(mock).update("s", &data(), None).await.unwrap(),
@@ -695,7 +695,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_merge_is_tried_a_bounded_number_of_times() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let seen = std::sync::Arc::clone(&calls);
         mock.expect_update().returning(move |row, _| {

@@ -152,11 +152,11 @@ mod tests {
 
     use super::*;
     use crate::Error;
-    use crate::model::MockSessionModel;
+    use crate::model::{MockSessionModel, mock_model};
     use crate::store::DEFAULT_SWEEP_INTERVAL;
 
     fn counting_sweeps(fail_first: u32) -> (MockSessionModel, Arc<AtomicU32>) {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let calls = Arc::new(AtomicU32::new(0));
         let seen = Arc::clone(&calls);
         mock.expect_delete_all_expired().returning(move |_, _| {
@@ -197,7 +197,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sweeps_can_be_turned_off() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         mock.expect_delete_expired().never();
         let store = Store::with_model(mock).with_sweep_interval(None);
         tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
@@ -263,7 +263,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_builder_on_a_clone_reconfigures_the_one_sweeper() {
-        let mut mock = MockSessionModel::new();
+        let mut mock = mock_model();
         let batches = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&batches);
         mock.expect_delete_all_expired().returning(move |_, batch| {

@@ -43,7 +43,9 @@ macro_rules! schema_tests {
             discover_names_a_column_of_the_wrong_type,
             auto_is_idempotent_under_concurrent_starts,
             auto_refuses_an_incompatible_existing_table,
-            hostile_table_names_are_rejected
+            hostile_table_names_are_rejected,
+            discover_refuses_a_sid_that_is_not_unique,
+            a_narrow_sid_is_used_and_longer_ids_are_refused
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -195,5 +197,69 @@ pub async fn hostile_table_names_are_rejected<B: Backend + Clone>(ctx: &SchemaCt
                 other => panic!("{name:?}: expected InvalidIdentifier, got {other:?}"),
             }
         }
+    }
+}
+
+/// `ddl` (Sequelize's table) without its primary key.
+fn without_primary_key(ddl: &str) -> String {
+    let ddl = match ddl.find(", PRIMARY KEY (") {
+        Some(at) => {
+            let end = at + ddl[at..].find(')').expect("the key's closing parenthesis") + 1;
+            format!("{}{}", &ddl[..at], &ddl[end..])
+        }
+        None => ddl.to_owned(),
+    };
+    ddl.replacen(" PRIMARY KEY", "", 1)
+}
+
+/// Issue 12 item 5: a table with no primary key (nor unique index) on `sid` would take a second
+/// row under a taken id: `discover` refuses it and names the fix, which then works.
+pub async fn discover_refuses_a_sid_that_is_not_unique<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    let ddl = without_primary_key(&(ctx.sequelize_ddl)("ConnectSession"));
+    assert!(!ddl.contains("PRIMARY KEY"), "{ddl}");
+    (ctx.raw)(ddl).await;
+    let fix = match Store::discover(ctx.backend.clone()).await {
+        Err(Error::IncompatibleSchema {
+            column,
+            problem,
+            fix,
+            ..
+        }) => {
+            assert_eq!(column, "sid");
+            assert!(problem.contains("not unique"), "{problem}");
+            fix
+        }
+        other => panic!("expected IncompatibleSchema, got {other:?}"),
+    };
+    (ctx.raw)(fix).await;
+    let store = Store::discover(ctx.backend.clone()).await.unwrap();
+    store
+        .set("s", &data(&[("n", 1.into())]), None)
+        .await
+        .unwrap();
+}
+
+/// Issue 12 item 5: connect-session-sequelize's usual model declares `sid` as `STRING(36)`. The
+/// table is used; where the database enforces the width (PostgreSQL, MySQL), a longer id (an
+/// actix-session key) is refused before any SQL with a message naming the width, instead of a
+/// database error (strict) or a silent truncation (non-strict MySQL).
+pub async fn a_narrow_sid_is_used_and_longer_ids_are_refused<B: Backend + Clone>(
+    ctx: &SchemaCtx<B>,
+) {
+    let ddl = (ctx.sequelize_ddl)("ConnectSession").replacen("VARCHAR(255)", "VARCHAR(36)", 1);
+    (ctx.raw)(ddl).await;
+    let store = Store::discover(ctx.backend.clone()).await.unwrap();
+    let d = data(&[("n", 1.into())]);
+    let express_id = "a".repeat(32);
+    store.set(&express_id, &d, None).await.unwrap();
+    assert_eq!(store.get(&express_id).await.unwrap().unwrap().data, d);
+    let actix_key = "k".repeat(64);
+    let enforced = ctx.backend.dialect().name() != "SQLite";
+    match store.set(&actix_key, &d, None).await {
+        Err(Error::InvalidInput(m)) if enforced => assert!(m.contains("at most 36"), "{m}"),
+        Ok(()) if !enforced => {
+            assert_eq!(store.get(&actix_key).await.unwrap().unwrap().data, d);
+        }
+        other => panic!("enforced width {enforced}: {other:?}"),
     }
 }

@@ -48,7 +48,8 @@ impl SqlxDatabase for MySql {
             row.try_get::<i64, _>(3)? != 0,
             row.try_get(4)?,
         )
-        .with_collation(row.try_get(5)?))
+        .with_max_chars(row.try_get(5)?)
+        .with_collation(row.try_get(6)?))
     }
 
     fn decode_int(row: &MySqlRow, index: usize) -> Result<i64, sqlx::Error> {

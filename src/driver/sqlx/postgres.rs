@@ -47,7 +47,8 @@ impl SqlxDatabase for Postgres {
             row.try_get(2)?,
             row.try_get(3)?,
             row.try_get(4)?,
-        ))
+        )
+        .with_max_chars(row.try_get(5)?))
     }
 
     fn decode_int(row: &PgRow, index: usize) -> Result<i64, sqlx::Error> {

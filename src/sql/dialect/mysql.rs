@@ -20,12 +20,23 @@ impl Dialect for MySqlDialect {
     fn catalog(&self) -> &'static str {
         "SELECT CAST(COLUMN_NAME AS CHAR), CAST(DATA_TYPE AS CHAR), \
          CAST(IS_NULLABLE = 'YES' AS SIGNED), CAST(COLUMN_DEFAULT IS NOT NULL AS SIGNED), \
-         CAST(CHARACTER_OCTET_LENGTH AS SIGNED), CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLUMNS \
+         CAST(CHARACTER_OCTET_LENGTH AS SIGNED), CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED), \
+         CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
     }
 
     fn quote(&self, ident: &str) -> String {
         format!("`{ident}`")
+    }
+
+    fn sid_unique_indexes(&self, table: &str) -> String {
+        format!(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS s WHERE s.TABLE_SCHEMA = DATABASE() \
+             AND s.TABLE_NAME = '{table}' AND s.NON_UNIQUE = 0 AND LOWER(s.COLUMN_NAME) = 'sid' \
+             AND (SELECT COUNT(*) FROM information_schema.STATISTICS o \
+                  WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA AND o.TABLE_NAME = s.TABLE_NAME \
+                  AND o.INDEX_NAME = s.INDEX_NAME) = 1"
+        )
     }
 
     fn placeholder(&self, _n: usize) -> String {

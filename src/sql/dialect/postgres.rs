@@ -17,8 +17,19 @@ impl Dialect for PostgresDialect {
 
     fn catalog(&self) -> &'static str {
         "SELECT column_name::text, data_type::text, is_nullable = 'YES', \
-         column_default IS NOT NULL, character_octet_length::int8 FROM information_schema.columns \
+         column_default IS NOT NULL, character_octet_length::int8, \
+         character_maximum_length::int8, NULL::text FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1"
+    }
+
+    fn sid_unique_indexes(&self, table: &str) -> String {
+        format!(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+             WHERE n.nspname = current_schema() AND c.relname = '{table}' AND i.indisunique \
+             AND i.indnkeyatts = 1 AND lower(a.attname) = 'sid'"
+        )
     }
 
     fn placeholder(&self, n: usize) -> String {

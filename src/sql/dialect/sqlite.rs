@@ -19,7 +19,25 @@ impl Dialect for SqliteDialect {
 
     fn catalog(&self) -> &'static str {
         "SELECT name, type, \"notnull\" = 0, dflt_value IS NOT NULL, \
-         NULL FROM pragma_table_info(?1)"
+         NULL, NULL, NULL FROM pragma_table_info(?1)"
+    }
+
+    fn sid_unique_indexes(&self, table: &str) -> String {
+        // A TEXT primary key is an automatic unique index here (origin 'pk').
+        format!(
+            "SELECT COUNT(*) FROM pragma_index_list('{table}') AS il WHERE il.\"unique\" = 1 \
+             AND (SELECT COUNT(*) FROM pragma_index_info(il.name)) = 1 \
+             AND (SELECT lower(name) FROM pragma_index_info(il.name)) = 'sid'"
+        )
+    }
+
+    fn make_sid_unique(&self, table: &str) -> String {
+        format!(
+            "CREATE UNIQUE INDEX {} ON {} ({});",
+            self.quote(&format!("{table}_sid_key")),
+            self.quote(table),
+            self.quote(Column::Sid.name())
+        )
     }
 
     fn placeholder(&self, n: usize) -> String {
