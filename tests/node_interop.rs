@@ -416,6 +416,11 @@ fn rust_app(store: Store<ConnectSession<sqlx::SqlitePool>>, secrets: &[&str]) ->
         let user: Option<String> = session.get("user").ok().flatten();
         format!("user:{}", user.as_deref().unwrap_or("-"))
     }
+    async fn visit(session: ExpressSession) -> String {
+        let n: u64 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
+        session.insert("visits", n).unwrap();
+        format!("visits:{n}")
+    }
     async fn logout(session: ExpressSession) -> &'static str {
         session.destroy();
         "bye"
@@ -424,6 +429,7 @@ fn rust_app(store: Store<ConnectSession<sqlx::SqlitePool>>, secrets: &[&str]) ->
         .route("/login/{name}", get(login))
         .route("/whoami", get(whoami))
         .route("/logout", get(logout))
+        .route("/visit", get(visit))
         .layer(
             ExpressSessionLayer::new(store, secrets[0])
                 .unwrap()
@@ -440,28 +446,31 @@ fn tampered(cookie: &str) -> String {
     c
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_cookie_works_on_express_and_on_rust() {
-    let path = db::temp_sqlite_path("node_cookie");
-    let Some(_node) = Node::new(vec![]) else {
-        return;
-    };
+/// The Express app of `express_server.js` on SQLite file `path`, with secrets "new secret" and
+/// "old secret" and `MAX_AGE_MS` when given, started and listening; and its port.
+async fn start_express(
+    path: &std::path::Path,
+    max_age_ms: Option<&str>,
+) -> (tokio::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let mut express = tokio::process::Command::new("node")
+    let mut command = tokio::process::Command::new("node");
+    command
         .arg("express_server.js")
         .current_dir(node_dir())
         .env("TZ", "Pacific/Chatham")
         .env("DIALECT", "sqlite")
-        .env("STORAGE", &path)
+        .env("STORAGE", path)
         .env("PORT", port.to_string())
         .env("SESSION_SECRETS", "new secret,old secret")
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
+        .kill_on_drop(true);
+    if let Some(ms) = max_age_ms {
+        command.env("MAX_AGE_MS", ms);
+    }
+    let mut express = command.spawn().expect("node starts");
     let mut out = tokio::io::BufReader::new(express.stdout.take().unwrap());
     let mut line = String::new();
     tokio::time::timeout(
@@ -472,6 +481,98 @@ async fn one_cookie_works_on_express_and_on_rust() {
     .expect("the Express app starts within 30 s")
     .unwrap();
     assert_eq!(line.trim(), "listening");
+    (express, port)
+}
+
+/// The `Set-Cookie` line (whole, with its attributes) of a GET to the Express app, if any.
+async fn express_set_cookie(port: u16, path: &str, cookie: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the Express app listens");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, _) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    head.lines().find_map(|l| {
+        l.strip_prefix("Set-Cookie: ")
+            .or_else(|| l.strip_prefix("set-cookie: "))
+            .map(str::to_owned)
+    })
+}
+
+/// Issue 12 item 1: the Express app's cookie settings survive a write from Rust. The Rust
+/// layer here has no max-age and the store's ttl is 14 days; before, `ExpressJson` wrote
+/// `originalMaxAge` and `expires` from that, so Express then sent a 14-day persistent cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_cookie_settings_survive_a_rust_write() {
+    for (max_age, case) in [(Some("none"), "browser-session"), (None, "one-hour")] {
+        let path = db::temp_sqlite_path(&format!("node_cookie_{}", case.replace('-', "_")));
+        let Some(_node) = Node::new(vec![]) else {
+            return;
+        };
+        let (_express, port) = start_express(&path, max_age).await;
+        let pool = sqlx::SqlitePool::connect_url(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let store = Store::discover(pool.clone()).await.unwrap();
+        let table = store.model().table().to_owned();
+        let app = rust_app(store, &["new secret", "old secret"]);
+
+        let (_, cookie, _) = http_get(port, "/login/ann", None).await;
+        let cookie = cookie.expect("express-session sets connect.sid");
+        // A change made by the Rust app, written through ExpressJson.
+        assert_eq!(rust_get(&app, "/visit", Some(&cookie)).await.2, "visits:1");
+        let stored: (String,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT data FROM \"{table}\"")))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let stored: Value = serde_json::from_str(&stored.0).unwrap();
+        let express_set = express_set_cookie(port, "/visit", &cookie).await;
+        match case {
+            "browser-session" => {
+                assert_eq!(stored["cookie"]["originalMaxAge"], Value::Null, "{stored}");
+                assert_eq!(stored["cookie"]["expires"], Value::Null, "{stored}");
+                // A changed session with a browser-session cookie: Express sends no cookie
+                // (it would send one with `Expires` if the stored cookie had an expiry).
+                assert_eq!(express_set, None, "case {case}");
+            }
+            _ => {
+                assert_eq!(
+                    stored["cookie"]["originalMaxAge"],
+                    json!(3_600_000),
+                    "{stored}"
+                );
+                let line = express_set.expect("a changed session with a max-age: a cookie");
+                let expires = line
+                    .split("; ")
+                    .find_map(|a| a.strip_prefix("Expires="))
+                    .expect("an Expires attribute");
+                let expires = DateTime::parse_from_rfc2822(&expires.replace("GMT", "+0000"))
+                    .expect("an HTTP date")
+                    .with_timezone(&Utc);
+                let hour = Utc::now() + TimeDelta::hours(1);
+                assert!(
+                    (expires - hour).num_seconds().abs() < 120,
+                    "Express's cookie expires in an hour, not the Rust ttl: {line}"
+                );
+            }
+        }
+        assert_eq!(http_get(port, "/whoami", Some(&cookie)).await.2, "user:ann");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_cookie_works_on_express_and_on_rust() {
+    let path = db::temp_sqlite_path("node_cookie");
+    let Some(_node) = Node::new(vec![]) else {
+        return;
+    };
+    let (_express, port) = start_express(&path, None).await;
 
     let pool = sqlx::SqlitePool::connect_url(&format!("sqlite://{}", path.display()))
         .await

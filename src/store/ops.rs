@@ -136,7 +136,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn update_session(&self, session: &Session) -> Result<bool> {
         let mut now = self.now();
         let expires = self.expiry_at(now, session.expires);
-        let mut row = self.encode(&session.id, &session.data, expires)?;
+        let mut row = self.encode(&session.id, &session.data, expires, now)?;
         row.version = session.version;
         let mut attempts = 0;
         loop {
@@ -150,9 +150,9 @@ impl<M: SessionModel> Store<M> {
                     };
                     let merge = self.merge.as_deref().expect("checked in the match guard");
                     let merged = merge(&stored.data, &session.data);
-                    row = self.encode(&session.id, &merged, expires)?;
-                    row.version = stored.version;
                     now = self.now();
+                    row = self.encode(&session.id, &merged, expires, now)?;
+                    row.version = stored.version;
                 }
                 other => return other,
             }
@@ -237,16 +237,26 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<(SessionRow, DateTime<Utc>)> {
         let now = self.now();
-        Ok((self.encode(sid, data, self.expiry_at(now, expires))?, now))
+        Ok((
+            self.encode(sid, data, self.expiry_at(now, expires), now)?,
+            now,
+        ))
     }
 
     /// The row for session `sid`, serialized for a row that expires at `expires`.
-    fn encode(&self, sid: &str, data: &SessionData, expires: DateTime<Utc>) -> Result<SessionRow> {
+    /// The row for session `sid`, written at `now` and expiring at `expires`.
+    fn encode(
+        &self,
+        sid: &str,
+        data: &SessionData,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<SessionRow> {
         self.ensure_sweeper();
         check_sid(sid, self.max_sid_len)?;
         let text = self
             .serializer
-            .serialize(data, Some(expires))
+            .serialize(data, expires, now)
             .map_err(|source| Error::Encode {
                 sid: sid.to_owned(),
                 source,

@@ -4,6 +4,9 @@
 //   GET /login/:name  regenerates the session and stores `user`
 //   GET /whoami       `user:<name>`, or `user:-` for a fresh session
 //   GET /logout       destroys the session
+//   GET /visit        counts visits in the session (a change, so the session is saved)
+// MAX_AGE_MS sets cookie.maxAge (default one hour); "none" leaves it unset (browser-session
+// cookies).
 'use strict'
 
 const express = require('express')
@@ -21,7 +24,9 @@ app.use(session({
   store,
   resave: false,
   saveUninitialized: false,
-  cookie: { maxAge: 3600 * 1000 }
+  cookie: process.env.MAX_AGE_MS === 'none'
+    ? {}
+    : { maxAge: Number(process.env.MAX_AGE_MS || 3600 * 1000) }
 }))
 app.get('/login/:name', (req, res, next) => {
   req.session.regenerate((err) => {
@@ -31,6 +36,10 @@ app.get('/login/:name', (req, res, next) => {
   })
 })
 app.get('/whoami', (req, res) => res.send(`user:${req.session.user || '-'}`))
+app.get('/visit', (req, res) => {
+  req.session.visits = (req.session.visits || 0) + 1
+  res.send(`visits:${req.session.visits}`)
+})
 app.get('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.send('bye'))))
 
 store.sync().then(() => {

@@ -72,11 +72,16 @@ impl Config {
         }
     }
 
-    /// express-session's cookie object for a session made here; `ExpressJson` fills in
-    /// `originalMaxAge` and `expires` when it writes the row.
+    /// express-session's cookie object for a session made here, with the layer's max-age;
+    /// `ExpressJson` fills in `expires` when it writes the row.
     pub(super) fn cookie_object(&self) -> Value {
         let mut cookie = SessionData::new();
-        cookie.insert("originalMaxAge".into(), Value::Null);
+        // express-session's `cookie.maxAge` in milliseconds; `ExpressJson` sets `expires` to the
+        // row's expiry when there is one.
+        let max_age = self.max_age.map_or(Value::Null, |age| {
+            json!(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+        });
+        cookie.insert("originalMaxAge".into(), max_age);
         cookie.insert("expires".into(), Value::Null);
         if self.secure {
             cookie.insert("secure".into(), Value::Bool(true));
