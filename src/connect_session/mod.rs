@@ -39,6 +39,9 @@ struct Table {
     data_max: Option<usize>,
     /// Whether expired rows are swept by `rowid` (SQLite tables that have one).
     sweep_by_rowid: bool,
+    /// The statement that adds the missing `expires` index, when a table made by someone else
+    /// has none (`ConnectSession::expires_index_fix`).
+    expires_index_fix: Option<String>,
     /// The most characters the `sid` column holds, where the catalog says (`VARCHAR(36)`).
     sid_max: Option<usize>,
     /// Whether the `sid` column's collation finds ids that differ in case or trailing spaces
@@ -153,6 +156,18 @@ impl<B: Backend> ConnectSession<B> {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// The statement to run when the table has no index on `expires`, which a table made by
+    /// Sequelize (or by hand) lacks: without it each sweep batch reads the whole table and, on
+    /// MySQL, locks what it reads, so session writes wait on every batch. `None` when the index
+    /// is there, or where sweeps need none (SQLite). The store does not build it itself on a
+    /// table that already existed: on a large table that is a long DDL to run at a time of your
+    /// choosing. The statement builds it without blocking writes (`CREATE INDEX CONCURRENTLY`
+    /// on PostgreSQL, online DDL on MySQL/MariaDB); `discover` and `auto` also log it as a
+    /// warning.
+    pub fn expires_index_fix(&self) -> Option<&str> {
+        self.table.expires_index_fix.as_deref()
     }
 
     /// The table this model uses.

@@ -12,8 +12,13 @@ use crate::{Error, Result};
 /// when `versioned` and missing. Safe to run from several app instances at once.
 pub(super) async fn create<B: Backend>(backend: &B, name: &str, versioned: bool) -> Result<()> {
     let d = backend.dialect();
-    for ddl in d.create_table(name, Column::table_columns(versioned)) {
-        run_ddl_tolerating_races(backend, name, &ddl).await?;
+    // An existing table is left as it is but for the version column: building an index on a
+    // large table is a long DDL (blocking writes, on PostgreSQL), so a missing one is reported
+    // by `find` with the statement that builds it online.
+    if backend.columns(name).await?.is_empty() {
+        for ddl in d.create_table(name, Column::table_columns(versioned)) {
+            run_ddl_tolerating_races(backend, name, &ddl).await?;
+        }
     }
     if versioned && column(&backend.columns(name).await?, Column::Version).is_none() {
         let ddl = format!(
@@ -61,6 +66,7 @@ pub(super) async fn find<B: Backend>(
         let mut table = inspect(d, name, &columns, versioned)?;
         check_sid_is_unique(backend, name).await?;
         warn_of_a_narrow_sid(&table);
+        table.expires_index_fix = missing_expires_index(backend, name).await?;
         table.sweep_by_rowid = d.sweeps_by_rowid() && has_rowid(backend, name).await;
         return Ok(table);
     }
@@ -103,6 +109,27 @@ fn warn_of_a_narrow_sid(table: &Table) {
              ids are refused: widen it to VARCHAR(255) to hold every framework's"
         );
     }
+}
+
+/// The statement that adds the `expires` index where sweeps use one and `table` has none.
+async fn missing_expires_index<B: Backend>(backend: &B, table: &str) -> Result<Option<String>> {
+    let d = backend.dialect();
+    if !d.index_expires() {
+        return Ok(None);
+    }
+    let mut count = StatementBuilder::new(d);
+    count.push(&d.expires_indexes(table));
+    if backend.fetch_count(&count.build(), &Args::new()).await? > 0 {
+        return Ok(None);
+    }
+    let fix = d.add_expires_index_online(table);
+    tracing::warn!(
+        table,
+        fix = %fix,
+        "the sessions table has no index on expires: every sweep batch reads the whole table; \
+         run the statement given to add one without blocking writes"
+    );
+    Ok(Some(fix))
 }
 
 /// Whether `table` has a `rowid`: SQLite tables do unless made `WITHOUT ROWID`, where
@@ -202,6 +229,7 @@ fn inspect(
         data_max,
         sweep_by_rowid: false,
         sid_ignores_case: find(Column::Sid).is_some_and(|info| d.sid_ignores_case(info)),
+        expires_index_fix: None,
         sid_max: find(Column::Sid)
             .and_then(|info| info.max_chars)
             .and_then(|n| usize::try_from(n).ok()),

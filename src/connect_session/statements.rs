@@ -338,6 +338,7 @@ mod tests {
             sweep_by_rowid,
             sid_ignores_case: false,
             sid_max: None,
+            expires_index_fix: None,
         }
     }
 

@@ -91,6 +91,21 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         ddl
     }
 
+    /// SQL counting the indexes of `table` (validated) whose first column is `expires`.
+    fn expires_indexes(&self, table: &str) -> String;
+
+    /// The statement that adds the `expires` index to `table` without blocking its writes
+    /// while it builds, for a table made by someone else: the store suggests it, it does not
+    /// run it. Defaults to a plain `CREATE INDEX`.
+    fn add_expires_index_online(&self, table: &str) -> String {
+        format!(
+            "CREATE INDEX {} ON {} ({});",
+            self.quote(&format!("{table}_expires_idx")),
+            self.quote(table),
+            self.quote(Column::Expires.name())
+        )
+    }
+
     /// Whether a table made here gets an index on `expires`, so that a sweep finds expired
     /// rows without reading the others. Every touch and update then moves the row's entry in
     /// it. Defaults to yes unless sweeps walk the table by `rowid`, which needs no index.

@@ -45,7 +45,8 @@ macro_rules! schema_tests {
             auto_refuses_an_incompatible_existing_table,
             hostile_table_names_are_rejected,
             discover_refuses_a_sid_that_is_not_unique,
-            a_narrow_sid_is_used_and_longer_ids_are_refused
+            a_narrow_sid_is_used_and_longer_ids_are_refused,
+            a_missing_expires_index_is_reported_with_the_online_statement
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -262,4 +263,44 @@ pub async fn a_narrow_sid_is_used_and_longer_ids_are_refused<B: Backend + Clone>
         }
         other => panic!("enforced width {enforced}: {other:?}"),
     }
+}
+
+/// Issue 12 item 3: Sequelize makes no index on `expires`. `auto` on such a table no longer
+/// builds one itself (a long, write-blocking DDL on a large table), and neither does
+/// `discover`: both report the statement that adds it online, which then works. A table `auto`
+/// makes has the index from the start. SQLite sweeps by `rowid` and needs none.
+pub async fn a_missing_expires_index_is_reported_with_the_online_statement<B: Backend + Clone>(
+    ctx: &SchemaCtx<B>,
+) {
+    let sqlite = ctx.backend.dialect().name() == "SQLite";
+    let made = ConnectSession::options(ctx.backend.clone())
+        .table("MadeHere")
+        .auto()
+        .await
+        .unwrap();
+    assert_eq!(made.expires_index_fix(), None);
+
+    (ctx.raw)((ctx.sequelize_ddl)("ConnectSession")).await;
+    let auto = ConnectSession::auto(ctx.backend.clone()).await.unwrap();
+    let found = ConnectSession::discover(ctx.backend.clone()).await.unwrap();
+    if sqlite {
+        assert_eq!(found.expires_index_fix(), None);
+        return;
+    }
+    let fix = found
+        .expires_index_fix()
+        .expect("no index on expires is reported")
+        .to_owned();
+    assert_eq!(
+        auto.expires_index_fix(),
+        Some(fix.as_str()),
+        "auto built none"
+    );
+    assert!(
+        fix.contains("CONCURRENTLY") || fix.contains("LOCK=NONE"),
+        "{fix}"
+    );
+    (ctx.raw)(fix).await;
+    let fixed = ConnectSession::discover(ctx.backend.clone()).await.unwrap();
+    assert_eq!(fixed.expires_index_fix(), None);
 }

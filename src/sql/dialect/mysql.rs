@@ -39,6 +39,22 @@ impl Dialect for MySqlDialect {
         )
     }
 
+    fn expires_indexes(&self, table: &str) -> String {
+        format!(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = '{table}' AND SEQ_IN_INDEX = 1 AND LOWER(COLUMN_NAME) = 'expires'"
+        )
+    }
+
+    fn add_expires_index_online(&self, table: &str) -> String {
+        format!(
+            "ALTER TABLE {} ADD INDEX {} ({}), ALGORITHM=INPLACE, LOCK=NONE;",
+            self.quote(table),
+            self.quote(&format!("{table}_expires_idx")),
+            self.quote(Column::Expires.name())
+        )
+    }
+
     fn placeholder(&self, _n: usize) -> String {
         "?".to_owned()
     }

@@ -32,6 +32,25 @@ impl Dialect for PostgresDialect {
         )
     }
 
+    fn expires_indexes(&self, table: &str) -> String {
+        format!(
+            "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+             WHERE n.nspname = current_schema() AND c.relname = '{table}' AND i.indisvalid \
+             AND lower(a.attname) = 'expires'"
+        )
+    }
+
+    fn add_expires_index_online(&self, table: &str) -> String {
+        format!(
+            "CREATE INDEX CONCURRENTLY {} ON {} ({});",
+            self.quote(&format!("{table}_expires_idx")),
+            self.quote(table),
+            self.quote(Column::Expires.name())
+        )
+    }
+
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
     }

@@ -31,6 +31,13 @@ impl Dialect for SqliteDialect {
         )
     }
 
+    fn expires_indexes(&self, table: &str) -> String {
+        format!(
+            "SELECT COUNT(*) FROM pragma_index_list('{table}') AS il \
+             WHERE (SELECT lower(name) FROM pragma_index_info(il.name) WHERE seqno = 0) = 'expires'"
+        )
+    }
+
     fn make_sid_unique(&self, table: &str) -> String {
         format!(
             "CREATE UNIQUE INDEX {} ON {} ({});",
