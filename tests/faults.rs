@@ -357,3 +357,50 @@ async fn memory_fallback_when_the_database_is_down_at_start() {
     let err = Store::auto_or_memory(pool).await.unwrap_err();
     assert!(matches!(err, Error::IncompatibleSchema { .. }), "{err:?}");
 }
+
+/// Issue 12 item 10: a store that started while its database was down goes back to it. New
+/// sessions are kept in memory until the database answers, then go to the database; a session
+/// made in memory meanwhile is still served and can be signed out; a destroy reaches both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_fallback_moves_new_sessions_to_the_database_once_it_answers() {
+    let Some(pg) = ThrowawayPg::start("fallback_back") else {
+        return;
+    };
+    pg.ctl_stop();
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(&pg.url())
+        .unwrap();
+    let store = Store::auto_or_memory(pool.clone()).await.unwrap();
+    assert!(store.model().is_memory());
+    store.set("during", &data(1), None).await.unwrap();
+
+    pg.ctl_start();
+    eventually(
+        "the store going back to the database",
+        Duration::from_secs(90),
+        || async { !store.model().is_memory() },
+    )
+    .await;
+    store.set("after", &data(2), None).await.unwrap();
+    let (in_table,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM \"ConnectSession\" WHERE sid = 'after'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(in_table, 1, "a new session is stored in the database");
+    assert_eq!(store.get("during").await.unwrap().unwrap().data, data(1));
+    assert_eq!(store.get("after").await.unwrap().unwrap().data, data(2));
+    assert_eq!(store.length().await.unwrap(), 2);
+    // Writes of the memory session stay in memory; an id taken there cannot be created anew.
+    assert!(store.update("during", &data(3), None).await.unwrap());
+    assert_eq!(store.get("during").await.unwrap().unwrap().data, data(3));
+    assert_eq!(
+        store.create("during", &data(4), None).await.unwrap(),
+        sequelstore::Created::AlreadyExists
+    );
+    assert!(store.destroy("during").await.unwrap());
+    assert!(store.get("during").await.unwrap().is_none());
+    assert!(store.destroy("after").await.unwrap());
+    assert_eq!(store.length().await.unwrap(), 0);
+}

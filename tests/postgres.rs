@@ -67,3 +67,104 @@ async fn make_rel(test: &str) -> Option<RelCtx<PgPool>> {
 }
 
 backend_suites!(PgPool, make_with, make_schema, make_rel);
+
+/// Issue 12 item 14: the throttled load-and-slide is one statement, a writable CTE whose other
+/// branch reads the row as it was when the statement began. When a destroy holds the row and
+/// commits while the statement's UPDATE waits for it, the UPDATE finds the row gone and writes
+/// nothing, and the read branch may still return the row: the request began before the sign-out
+/// was acknowledged, and reads the session as it was then, as a plain load that began at the same
+/// moment would. What must hold, and is checked here with the interleaving forced: nothing brings
+/// the row back, and every call after the destroy committed finds no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_committing_during_a_throttled_slide_stays_destroyed() {
+    use sqlx::Connection;
+
+    let Some(pool) = db::postgres().await else {
+        return;
+    };
+    let table = db::unique_table("cte_destroy_race");
+    let model = ConnectSession::options(pool.clone())
+        .table(&table)
+        .auto()
+        .await
+        .unwrap();
+    let store = sequelstore::Store::with_model(model)
+        .with_sweep_interval(None)
+        .with_ttl(std::time::Duration::from_secs(3600))
+        .with_touch_after(std::time::Duration::from_secs(60));
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    // Ten seconds left of an hour: the touch is due, so the UPDATE needs the row's lock.
+    let soon = chrono::Utc::now() + chrono::TimeDelta::seconds(10);
+    store.set("s", &data, Some(soon)).await.unwrap();
+
+    let mut destroyer =
+        sqlx::PgConnection::connect(&db::server_url("POSTGRES_URL", db::DEFAULT_POSTGRES_URL))
+            .await
+            .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; DELETE FROM \"{table}\" WHERE sid = 's'"
+    )))
+    .execute(&mut destroyer)
+    .await
+    .unwrap();
+
+    let sliding = tokio::spawn({
+        let store = store.clone();
+        async move { store.get_and_touch("s", None).await }
+    });
+    // Wait (30 s at most) until the statement waits for the destroy's lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE 'WITH touched AS%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slide never waited for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut destroyer)
+        .await
+        .unwrap();
+
+    let in_flight = sliding.await.unwrap().unwrap();
+    eprintln!(
+        "the request in flight during the destroy got {}",
+        if in_flight.is_some() {
+            "the session as it was"
+        } else {
+            "no session"
+        }
+    );
+    if let Some(session) = &in_flight {
+        // The state as it was when the request began: not slid, since the UPDATE wrote nothing.
+        assert_eq!(session.data, data);
+        assert_eq!(
+            session.expires.map(|t| t.timestamp_millis()),
+            Some(soon.timestamp_millis())
+        );
+    }
+    let (rows,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM \"{table}\""
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 0, "the destroyed session came back");
+    assert!(store.get("s").await.unwrap().is_none());
+    assert!(store.get_and_touch("s", None).await.unwrap().is_none());
+    assert!(!store.touch("s", None).await.unwrap());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\"")))
+        .execute(&pool)
+        .await
+        .unwrap();
+}

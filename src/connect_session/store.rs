@@ -2,7 +2,7 @@
 //! `Store::discover`, `Store::connect` and their variants.
 
 use super::ConnectSession;
-use crate::model::{Fallback, MemoryModel};
+use crate::model::Fallback;
 use crate::sql::{Backend, ConnectUrl};
 use crate::{Result, Store};
 
@@ -46,17 +46,30 @@ impl<B: Backend> Store<ConnectSession<B>> {
     }
 
     /// Like [`Store::auto`], but when the database cannot be reached at start-up the store
-    /// keeps sessions in memory instead, and logs a warning; [`Fallback::is_memory`] tells which.
-    /// Any other error (a bad schema, say) is still returned.
+    /// keeps new sessions in memory instead, logs a warning, and tries the database again in
+    /// the background (after 1 s, doubling up to every 30 s); once it answers, new sessions go
+    /// there and the switch is logged ([`Fallback`] says what happens to the sessions made
+    /// meanwhile; [`Fallback::is_memory`] tells which is in use). Any other error at start-up
+    /// (a bad schema, say) is returned.
     ///
     /// # Errors
     /// As [`Store::auto`], except connection failures.
-    pub async fn auto_or_memory(backend: B) -> Result<Store<Fallback<ConnectSession<B>>>> {
-        let model = match ConnectSession::auto(backend).await {
-            Ok(model) => Fallback::Primary(model),
+    pub async fn auto_or_memory(backend: B) -> Result<Store<Fallback<ConnectSession<B>>>>
+    where
+        B: Clone,
+    {
+        let model = match ConnectSession::auto(backend.clone()).await {
+            Ok(model) => Fallback::primary(model),
             Err(err) if err.is_connection() => {
-                tracing::warn!(error = %err, "session database unreachable; keeping sessions in memory, they will not survive a restart");
-                Fallback::Memory(MemoryModel::new())
+                tracing::warn!(
+                    error = %err,
+                    "session database unreachable; keeping new sessions in memory (this process \
+                     only, lost on restart) and trying the database again in the background"
+                );
+                Fallback::memory_until(Box::new(move || {
+                    let backend = backend.clone();
+                    Box::pin(ConnectSession::auto(backend))
+                }))
             }
             Err(err) => return Err(err),
         };

@@ -26,6 +26,11 @@ impl MemoryModel {
         Self::default()
     }
 
+    /// Whether a row with id `sid` is here, live or expired.
+    pub(crate) fn holds(&self, sid: &str) -> bool {
+        self.rows().contains_key(sid)
+    }
+
     fn rows(&self) -> MutexGuard<'_, HashMap<String, SessionRow>> {
         // Every critical section below leaves the map consistent, so a panic elsewhere while the
         // lock was held cannot have broken it: go on with the data.
