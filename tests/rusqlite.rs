@@ -69,16 +69,4 @@ async fn make_rel(test: &str) -> Option<RelCtx<RusqliteConnection>> {
 
 backend_suites!(RusqliteConnection, make_with, make_schema, make_rel);
 
-#[tokio::test]
-async fn constraints_other_than_the_key_are_errors() {
-    let ctx = make_with("constraints_other", false).await.unwrap();
-    common::sqlite_constraints_other_than_the_key_are_errors(&ctx).await;
-    ctx.finish().await;
-}
-
-#[tokio::test]
-async fn times_with_an_offset_are_refused() {
-    let ctx = make_with("offset_times", false).await.unwrap();
-    common::sqlite_times_with_an_offset_are_refused(&ctx).await;
-    ctx.finish().await;
-}
+sqlite_tests!(make_with);

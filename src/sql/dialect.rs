@@ -82,10 +82,8 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         )];
         if self.index_expires() {
             ddl.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-                self.quote(&format!("{table}_expires_idx")),
-                self.quote(table),
-                self.quote(Column::Expires.name())
+                "CREATE INDEX IF NOT EXISTS {}",
+                index_on(self, table, "expires_idx", Column::Expires)
             ));
         }
         ddl
@@ -99,10 +97,8 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// run it. Defaults to a plain `CREATE INDEX`.
     fn add_expires_index_online(&self, table: &str) -> String {
         format!(
-            "CREATE INDEX {} ON {} ({});",
-            self.quote(&format!("{table}_expires_idx")),
-            self.quote(table),
-            self.quote(Column::Expires.name())
+            "CREATE INDEX {};",
+            index_on(self, table, "expires_idx", Column::Expires)
         )
     }
 
@@ -234,4 +230,15 @@ pub fn delete_expired_by_key(
     .push(lock)
     .push(&format!(") AND {expires} <= "))
     .arg(now);
+}
+
+/// `"<table>_<suffix>" ON "<table>" ("<column>")`, quoted for `d`: what follows `CREATE INDEX`
+/// for an index of the sessions table on one column.
+pub fn index_on<D: Dialect + ?Sized>(d: &D, table: &str, suffix: &str, column: Column) -> String {
+    format!(
+        "{} ON {} ({})",
+        d.quote(&format!("{table}_{suffix}")),
+        d.quote(table),
+        d.quote(column.name())
+    )
 }

@@ -99,6 +99,27 @@ macro_rules! backend_suites {
     };
 }
 
+/// The tests only SQLite needs, for both of its drivers: `$make_with(test, versioned)` as for
+/// `backend_suites!`.
+#[macro_export]
+macro_rules! sqlite_tests {
+    ($make_with:path) => {
+        #[tokio::test]
+        async fn constraints_other_than_the_key_are_errors() {
+            let ctx = $make_with("constraints_other", false).await.unwrap();
+            common::sqlite_constraints_other_than_the_key_are_errors(&ctx).await;
+            ctx.finish().await;
+        }
+
+        #[tokio::test]
+        async fn times_with_an_offset_are_refused() {
+            let ctx = $make_with("offset_times", false).await.unwrap();
+            common::sqlite_times_with_an_offset_are_refused(&ctx).await;
+            ctx.finish().await;
+        }
+    };
+}
+
 /// SQLite: a write refused by a constraint other than the primary key (here a trigger's
 /// `RAISE(ABORT)`, SQLite's `SQLITE_CONSTRAINT_TRIGGER`) is an error, never `AlreadyExists`, so
 /// that adapters do not redraw ids and then fail with a misleading message; a taken id still is

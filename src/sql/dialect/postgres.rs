@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use super::index_on;
 use crate::sql::{Arg, Column, ColumnInfo, Dialect, Param, RawTime, StatementBuilder, SweepLock};
 
 /// The PostgreSQL dialect.
@@ -44,10 +45,8 @@ impl Dialect for PostgresDialect {
 
     fn add_expires_index_online(&self, table: &str) -> String {
         format!(
-            "CREATE INDEX CONCURRENTLY {} ON {} ({});",
-            self.quote(&format!("{table}_expires_idx")),
-            self.quote(table),
-            self.quote(Column::Expires.name())
+            "CREATE INDEX CONCURRENTLY {};",
+            index_on(self, table, "expires_idx", Column::Expires)
         )
     }
 

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use super::index_on;
 use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawTime, parse_time_text, sqlite_time_text};
 
 /// The SQLite dialect.
@@ -40,10 +41,8 @@ impl Dialect for SqliteDialect {
 
     fn make_sid_unique(&self, table: &str) -> String {
         format!(
-            "CREATE UNIQUE INDEX {} ON {} ({});",
-            self.quote(&format!("{table}_sid_key")),
-            self.quote(table),
-            self.quote(Column::Sid.name())
+            "CREATE UNIQUE INDEX {};",
+            index_on(self, table, "sid_key", Column::Sid)
         )
     }
 
