@@ -57,7 +57,8 @@ macro_rules! reliability_tests {
             touch_racing_updates_loses_no_data,
             corrupt_rows_are_typed_errors_and_spare_the_others,
             ids_and_payloads_are_checked_before_any_write,
-            four_instances_sweep_together_under_load
+            four_instances_sweep_together_under_load,
+            a_cancelled_sweep_leaves_no_lock_behind
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -293,4 +294,47 @@ pub async fn four_instances_sweep_together_under_load<B: Backend + Clone>(ctx: &
         .await
         .unwrap();
     assert_eq!(left, live.len() as u64, "no expired row left behind");
+}
+
+/// Issue 11 item 1: a sweep cancelled between taking its lock and giving it back (a timeout
+/// around `sweep`, a shutdown) must not leave the lock held on a pooled connection, where it
+/// made every instance skip every sweep. 100 sweeps of one instance are cancelled at points 0
+/// to 10 ms into their run; then another instance's sweep must run and remove what is expired
+/// (a sweep that skips reports 0, which no deadline passes).
+pub async fn a_cancelled_sweep_leaves_no_lock_behind<B: Backend + Clone>(ctx: &RelCtx<B>) {
+    let a = ctx.store(0).await.with_sweep_batch(10);
+    let b = ctx.store(1).await;
+    let past = Utc::now() - TimeDelta::hours(1);
+    let mut n = 0;
+    for round in 0..100u64 {
+        for _ in 0..20 {
+            a.set(&format!("old-{n}"), &data(0), Some(past))
+                .await
+                .unwrap();
+            n += 1;
+        }
+        let _ = tokio::time::timeout(Duration::from_micros(200 * (round % 50)), a.sweep()).await;
+    }
+    for i in 0..30 {
+        b.set(&format!("late-{i}"), &data(0), Some(past))
+            .await
+            .unwrap();
+    }
+    // The lock of a cancelled sweep goes with its connection, closed in the background: wait
+    // for that (30 s at most), not for a fixed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let removed = loop {
+        let removed = b.sweep().await.unwrap();
+        if removed > 0 {
+            break removed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every sweep of another instance was skipped: a cancelled sweep left its lock held"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(removed >= 30, "{removed} removed");
+    assert_eq!(b.sweep().await.unwrap(), 0, "nothing expired is left");
+    assert_eq!(a.sweep().await.unwrap(), 0);
 }

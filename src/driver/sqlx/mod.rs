@@ -136,8 +136,13 @@ where
         args: &Args<'_>,
         repeat: Repeat,
     ) -> Result<Option<u64>> {
-        // The lock belongs to a connection: take one from the pool for the whole turn.
+        // The lock belongs to a connection: take one from the pool for the whole turn, and
+        // close it afterwards rather than give it back. A sweep cancelled anywhere between the
+        // lock and the unlock (a timeout around it, a shutdown) then cannot leave the lock held
+        // on a pooled connection, where every instance would skip every sweep: the server
+        // gives a closed connection's session locks back. One connection per sweep is cheap.
         let mut conn = self.acquire().await?;
+        conn.close_on_drop();
         let got = sqlx::query::<DB>(AssertSqlSafe(lock.acquire.clone()))
             .fetch_one(&mut *conn)
             .await?;
