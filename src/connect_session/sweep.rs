@@ -27,12 +27,18 @@ impl<B: Backend> ConnectSession<B> {
             .with(Param::Limit, Arg::Int(i64::from(limit)));
         let stmt = &self.stmts.delete_expired;
         match (&self.stmts.sweep_lock, repeat) {
-            // Another instance is sweeping this table right now: leave it to that one.
-            (Some(lock), _) => Ok(self
+            (Some(lock), _) => match self
                 .backend
                 .execute_locked(lock, stmt, &args, repeat)
                 .await?
-                .unwrap_or(0)),
+            {
+                Some(removed) => Ok(removed),
+                // Another instance is sweeping this table right now: leave it to that one.
+                None => {
+                    tracing::debug!(table = %self.table.name, "sweep skipped: another instance holds the sweep lock");
+                    Ok(0)
+                }
+            },
             (None, Repeat::Once) => self.write(stmt, &args).await,
             (None, Repeat::WhileFull { .. }) => delete_expired_in_batches(self, now, limit).await,
         }
