@@ -185,3 +185,15 @@ async fn writes_from_many_tasks_queue_instead_of_failing_on_the_lock() {
 }
 
 sqlite_tests!(make_with);
+
+/// A model's `Debug` names its dialect and table (and nothing of the sessions).
+#[tokio::test]
+async fn the_models_debug_names_dialect_and_table() {
+    let ctx = make_with("model_debug", false).await.unwrap();
+    let shown = format!("{:?}", ctx.model);
+    assert!(
+        shown.contains("ConnectSession") && shown.contains("SQLite") && shown.contains(&ctx.table),
+        "{shown}"
+    );
+    ctx.finish().await;
+}

@@ -414,4 +414,14 @@ mod tests {
         });
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
+
+    #[test]
+    fn the_defaults_are_fifteen_minutes_and_a_thousand_rows() {
+        assert_eq!(DEFAULT_SWEEP_INTERVAL, Duration::from_secs(15 * 60));
+        assert_eq!(crate::store::DEFAULT_SWEEP_BATCH, 1000);
+        assert_eq!(
+            crate::store::DEFAULT_TTL,
+            Duration::from_secs(14 * 24 * 3600)
+        );
+    }
 }
