@@ -763,4 +763,25 @@ mod tests {
             Err(Error::InvalidInput(_))
         ));
     }
+
+    #[test]
+    fn the_getters_report_the_policy_in_force() {
+        let store = Store::with_model(MemoryModel::new())
+            .with_sweep_interval(None)
+            .with_ttl(Duration::from_secs(600))
+            .with_touch_after(Duration::from_secs(60))
+            .with_sliding_expiry(true);
+        assert_eq!(store.ttl(), Duration::from_secs(600));
+        assert_eq!(store.touch_after(), Some(Duration::from_secs(60)));
+        assert!(store.sliding_expiry());
+        assert_eq!(store.sweep_interval(), None);
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("ttl: 600s") && shown.contains("MemoryModel"),
+            "{shown}"
+        );
+        // A zero throttle is none.
+        let store = store.with_touch_after(Duration::ZERO);
+        assert_eq!(store.touch_after(), None);
+    }
 }
