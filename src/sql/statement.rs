@@ -33,8 +33,21 @@ pub enum Param {
 }
 
 impl Param {
+    /// Every name, in slot order.
+    const ALL: [Param; 9] = [
+        Param::Sid,
+        Param::Data,
+        Param::Expires,
+        Param::Now,
+        Param::Limit,
+        Param::Version,
+        Param::After,
+        Param::Skip,
+        Param::Upto,
+    ];
+
     /// How many names there are.
-    const COUNT: usize = 9;
+    const COUNT: usize = Param::ALL.len();
 
     /// The name as messages show it.
     pub fn name(self) -> &'static str {
@@ -95,19 +108,8 @@ impl<'a> Args<'a> {
 /// Shows which names are set, not their values: a session id is a secret.
 impl fmt::Debug for Args<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let all = [
-            Param::Sid,
-            Param::Data,
-            Param::Expires,
-            Param::Now,
-            Param::Limit,
-            Param::Version,
-            Param::After,
-            Param::Skip,
-            Param::Upto,
-        ];
         f.debug_set()
-            .entries(all.iter().filter(|p| self.get(**p).is_some()))
+            .entries(Param::ALL.iter().filter(|p| self.get(**p).is_some()))
             .finish()
     }
 }
