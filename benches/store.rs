@@ -343,7 +343,7 @@ fn bench_backend<B: Backend + Clone>(
                         let removed = if use_floor {
                             floor.sweep_at(chrono::Utc::now()).await.expect("sweep")
                         } else {
-                            store.sweep().await.expect("sweep")
+                            store.sweep().await.expect("sweep").removed
                         };
                         total += t.elapsed();
                         assert_eq!(removed, SWEEP_ROWS as u64);

@@ -42,6 +42,6 @@ async fn main() -> sequelstore::Result<()> {
         "after destroy: {:?}",
         store.get("quickstart-session").await?
     );
-    println!("expired rows removed now: {}", store.sweep().await?);
+    println!("expired rows removed now: {}", store.sweep().await?.removed);
     Ok(())
 }

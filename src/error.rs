@@ -3,8 +3,9 @@
 /// A boxed error from a serializer or a user's own model.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// How many times a statement that failed with a [retryable](Error::is_retryable) error is run
-/// again (after 2, 8 and 32 ms) before its error reaches the caller.
+/// How many times, by default, a call that failed with a [transient](ErrorClass::is_transient)
+/// error is run again (after 2, 8 and 32 ms) before its error reaches the caller
+/// (`Store::with_retries` sets another budget).
 pub const RETRIES: u32 = 3;
 
 /// Result with [`enum@Error`] as the default error.
@@ -220,44 +221,127 @@ impl Error {
         }
     }
 
-    /// Whether the database refused this one statement in a way that a new run of it may pass:
-    /// a deadlock or a serialization failure (SQLSTATE `40001`, which MySQL and MariaDB give
-    /// for deadlock 1213, and PostgreSQL's `40P01`). The database rolled the statement back
-    /// whole, so running it again neither repeats nor loses a write.
-    pub fn is_retryable(&self) -> bool {
+    /// What kind of failure this is: see [`ErrorClass`].
+    pub fn class(&self) -> ErrorClass {
         match self {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-            Error::Sqlx(sqlx::Error::Database(db)) => {
-                matches!(db.code().as_deref(), Some("40001" | "40P01"))
-            }
-            _ => false,
+            Error::Sqlx(e) => sqlx_class(e),
+            _ => ErrorClass::Other,
         }
+    }
+
+    /// Whether the database rolled this one statement back in a way that a new run of it may
+    /// pass ([`ErrorClass::Retryable`]): a deadlock or a serialization failure (SQLSTATE
+    /// `40001`, which MySQL and MariaDB give for deadlock 1213, and PostgreSQL's `40P01`), a
+    /// Galera certification failure (1213) or Group Replication rollback at commit (3101), or a
+    /// Galera node that is not ready (1047). Running it again neither repeats nor loses a write.
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+
+    /// Whether the server refused a write because it takes none ([`ErrorClass::ReadOnly`]): a
+    /// standby, or a primary demoted by a failover (SQLSTATE `25006`; MySQL 1290, 1792, 1836).
+    pub fn is_read_only(&self) -> bool {
+        self.class() == ErrorClass::ReadOnly
+    }
+
+    /// Whether this error means the database could not be reached or the connection broke
+    /// ([`ErrorClass::ConnectionLost`]), as opposed to a refusal of this one request. Such
+    /// errors usually pass when retried.
+    pub fn is_connection(&self) -> bool {
+        self.class() == ErrorClass::ConnectionLost
     }
 
     /// How long to wait before run `attempt` (1 for the first retry) of a statement that
     /// failed with this error, or `None` when it is not to be run again: the error is not
-    /// [retryable](Error::is_retryable), or [`RETRIES`] retries were made already.
+    /// [transient](ErrorClass::is_transient), or [`RETRIES`] retries were made already.
     pub fn retry_after(&self, attempt: u32) -> Option<std::time::Duration> {
-        (self.is_retryable() && attempt <= RETRIES)
-            .then(|| std::time::Duration::from_millis(2 << (2 * attempt.saturating_sub(1))))
+        self.retry_within(attempt, RETRIES)
     }
 
-    /// Whether this error means the database could not be reached or the connection broke,
-    /// as opposed to a refusal of this one request. Such errors usually pass when retried.
-    pub fn is_connection(&self) -> bool {
+    /// As [`Error::retry_after`], with a budget of `retries` retries: the pauses are 2 ms, 8 ms,
+    /// 32 ms, then 128 ms, 512 ms and 1 s from there on.
+    pub fn retry_within(&self, attempt: u32, retries: u32) -> Option<std::time::Duration> {
+        let worth_it = self.class().is_transient() && !self.is_pool_timeout();
+        (worth_it && attempt >= 1 && attempt <= retries).then(|| {
+            let ms = 2u64 << attempt.saturating_sub(1).saturating_mul(2).min(20);
+            std::time::Duration::from_millis(ms.min(1000))
+        })
+    }
+
+    /// A pool that gave no connection within its acquire timeout has waited long already: it
+    /// is not waited on again.
+    fn is_pool_timeout(&self) -> bool {
         match self {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-            Error::Sqlx(e) => matches!(
-                e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-                    | sqlx::Error::Tls(_)
-            ),
+            Error::Sqlx(sqlx::Error::PoolTimedOut) => true,
             _ => false,
         }
     }
+}
+
+/// The kinds of failure a caller may act on differently; [`Error::class`] says which one an
+/// error is. RELIABILITY.md lists the codes behind each and what the store does with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The database rolled this one statement back (a deadlock, a serialization or
+    /// certification failure, a cluster node that is not ready): a new run may pass.
+    Retryable,
+    /// The server takes no writes (a standby, or a primary demoted by a failover). The
+    /// connection that answered so is closed, not given back to the pool: the next one may
+    /// reach the new primary.
+    ReadOnly,
+    /// The database could not be reached, or the connection broke. A write may or may not have
+    /// been committed.
+    ConnectionLost,
+    /// Anything else: a refusal of this request (bad input, a schema problem, a unique
+    /// violation, a decode error) that the same call would meet again.
+    Other,
+}
+
+impl ErrorClass {
+    /// Whether a call that failed so may pass when made again shortly: every class but
+    /// [`ErrorClass::Other`]. The store retries such failures of the calls it can run twice
+    /// safely, within its retry budget (`Store::with_retries`).
+    pub fn is_transient(self) -> bool {
+        self != ErrorClass::Other
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+fn sqlx_class(err: &sqlx::Error) -> ErrorClass {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => ErrorClass::ConnectionLost,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            match (code, mysql_number(db.as_ref())) {
+                ("40001" | "40P01", _) | (_, Some(1213 | 3101 | 1047)) => ErrorClass::Retryable,
+                ("25006", _) | (_, Some(1290 | 1792 | 1836)) => ErrorClass::ReadOnly,
+                // PostgreSQL's connection exceptions and shutdowns (a server going away).
+                ("57P01" | "57P02" | "57P03", _) => ErrorClass::ConnectionLost,
+                (c, _) if c.starts_with("08") => ErrorClass::ConnectionLost,
+                _ => ErrorClass::Other,
+            }
+        }
+        _ => ErrorClass::Other,
+    }
+}
+
+/// The MySQL error number of a MySQL or MariaDB error.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+fn mysql_number(db: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    #[cfg(feature = "mysql")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return Some(e.number());
+    }
+    let _ = db;
+    None
 }
 
 /// A deadlock error as sqlx reports one, for tests of what retries it.
@@ -337,13 +421,71 @@ mod tests {
     #[cfg(feature = "sqlite")]
     #[test]
     fn other_refusals_are_not_retried() {
-        // A unique violation, a read-only server, a syntax error.
-        for code in ["23505", "25006", "42601", "HY000"] {
+        // A unique violation, a syntax error, a MySQL error of no class.
+        for code in ["23505", "42601", "HY000"] {
+            assert_eq!(refused(code).class(), ErrorClass::Other, "{code}");
             assert!(!refused(code).is_retryable(), "{code}");
             assert_eq!(refused(code).retry_after(1), None);
         }
-        assert!(!Error::InvalidInput("x".into()).is_retryable());
-        assert!(!Error::backend("down").is_retryable());
+        for err in [Error::InvalidInput("x".into()), Error::backend("down")] {
+            assert_eq!(err.class(), ErrorClass::Other);
+            assert_eq!(err.retry_after(1), None);
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn read_only_servers_and_lost_connections_are_classed_and_retried() {
+        let read_only = refused("25006");
+        assert_eq!(read_only.class(), ErrorClass::ReadOnly);
+        assert!(read_only.is_read_only() && !read_only.is_retryable());
+        for code in ["57P01", "57P03", "08006", "08S01"] {
+            assert_eq!(refused(code).class(), ErrorClass::ConnectionLost, "{code}");
+            assert!(refused(code).is_connection(), "{code}");
+        }
+        let io = Error::Sqlx(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()));
+        assert_eq!(io.class(), ErrorClass::ConnectionLost);
+        for err in [read_only, io, refused("57P01")] {
+            assert_eq!(
+                err.retry_after(1),
+                Some(std::time::Duration::from_millis(2))
+            );
+            assert_eq!(err.retry_after(4), None);
+        }
+        // A pool that gave no connection in its timeout has waited long enough.
+        let timed_out = Error::Sqlx(sqlx::Error::PoolTimedOut);
+        assert!(timed_out.is_connection());
+        assert_eq!(timed_out.retry_after(1), None);
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn a_larger_retry_budget_backs_off_to_a_second() {
+        let err = refused("40001");
+        let pauses: Vec<_> = (0..=8)
+            .map(|n| err.retry_within(n, 7).map(|d| d.as_millis()))
+            .collect();
+        let expected = [
+            None,
+            Some(2),
+            Some(8),
+            Some(32),
+            Some(128),
+            Some(512),
+            Some(1000),
+            Some(1000),
+            None,
+        ];
+        assert_eq!(pauses, expected);
+        assert_eq!(
+            err.retry_within(1, 0),
+            None,
+            "a budget of 0 turns retries off"
+        );
+        assert_eq!(
+            err.retry_within(u32::MAX, u32::MAX),
+            Some(std::time::Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -104,9 +104,9 @@ pub use driver::rusqlite::RusqliteConnection;
 pub use driver::sea_orm::SeaOrmBackend;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use driver::sqlx::SqlxDatabase;
-pub use error::{BoxError, Error, RETRIES, Result, redact};
+pub use error::{BoxError, Error, ErrorClass, RETRIES, Result, redact};
 pub use model::{
-    Capabilities, Created, Fallback, MAX_SID_LEN, MemoryModel, SessionModel, SessionRow,
+    Capabilities, Created, Fallback, MAX_SID_LEN, MemoryModel, SessionModel, SessionRow, Sweep,
     delete_expired_in_batches, load_then_touch, touch_is_due,
 };
 pub use serializer::{ExpressJson, Json, Serializer, SessionData};

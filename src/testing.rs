@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
-use crate::{Created, SessionModel, SessionRow};
+use crate::{Created, SessionModel, SessionRow, Sweep};
 
 /// Runs `test` to the end on a runtime of its own with two worker threads, so that the
 /// suite's concurrent calls really run at once; what each generated `#[test]` does.
@@ -697,7 +697,13 @@ pub async fn delete_all_expired_is_one_whole_sweep<M: SessionModel>(ctx: &Ctx<M>
         .save(&SessionRow::new("forever", "{}", None), t0())
         .await
         .unwrap();
-    assert_eq!(ctx.model.delete_all_expired(t0(), 10).await.unwrap(), 25);
-    assert_eq!(ctx.model.delete_all_expired(t0(), 10).await.unwrap(), 0);
+    assert_eq!(
+        ctx.model.delete_all_expired(t0(), 10).await.unwrap(),
+        Sweep::finished(25)
+    );
+    assert_eq!(
+        ctx.model.delete_all_expired(t0(), 10).await.unwrap(),
+        Sweep::finished(0)
+    );
     assert_eq!(ctx.model.count(t0() - secs(1000)).await.unwrap(), 4);
 }

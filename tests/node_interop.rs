@@ -213,7 +213,11 @@ async fn shared_table<B: Backend + Clone>(node: Node, backend: B, precision: Tim
         None,
         "never served"
     );
-    assert_eq!(store.sweep().await.unwrap(), 1, "Node's expired row");
+    assert_eq!(
+        store.sweep().await.unwrap().removed,
+        1,
+        "Node's expired row"
+    );
     let left = node
         .run(json!([{"op": "row", "sid": "node-expired-2"}, {"op": "length"}]))
         .await;

@@ -6,7 +6,7 @@ mod common;
 use common::reliability::RelCtx;
 use common::schema::SchemaCtx;
 use common::{Ctx, db, raw_sqlx, table_ctx};
-use sequelstore::ConnectSession;
+use sequelstore::{ConnectSession, SessionModel};
 use sqlx::PgPool;
 
 fn quote(s: &str) -> String {
@@ -167,4 +167,115 @@ async fn a_destroy_committing_during_a_throttled_slide_stays_destroyed() {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// Issue 11 item 1: a sweep that finds the sweep lock held by another instance deletes nothing
+/// and says so (`lock_busy`), rather than reporting "0 rows"; once the holder's transaction
+/// ends, the next sweep runs. The lock is transaction-scoped: here another connection holds it
+/// in an open transaction, as a sweep's statement holds it while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_that_finds_the_lock_held_says_so() {
+    use sqlx::Connection;
+
+    let Some(pool) = db::postgres().await else {
+        return;
+    };
+    let table = db::unique_table("sweep_lock_busy");
+    let model = ConnectSession::options(pool.clone())
+        .table(&table)
+        .auto()
+        .await
+        .unwrap();
+    let store = sequelstore::Store::with_model(model).with_sweep_interval(None);
+    let past = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    for i in 0..5 {
+        store
+            .set(&format!("old-{i}"), &data, Some(past))
+            .await
+            .unwrap();
+    }
+    let mut holder =
+        sqlx::PgConnection::connect(&db::server_url("POSTGRES_URL", db::DEFAULT_POSTGRES_URL))
+            .await
+            .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.{table}'))"
+    )))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    assert_eq!(
+        store.sweep().await.unwrap(),
+        sequelstore::Sweep::lock_busy(0)
+    );
+    assert_eq!(
+        store
+            .model()
+            .count(past - chrono::TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        5
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(
+        store.sweep().await.unwrap(),
+        sequelstore::Sweep::finished(5)
+    );
+}
+
+/// Issue 11 item 2: a write refused because the server takes none (here every connection of
+/// the pool is read-only, as a primary demoted by a failover is) is classed as such, and the
+/// connection that answered so is closed, not handed out again; reads still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_answers_read_only_is_closed() {
+    use sqlx::Executor;
+
+    let Some(pool) = db::postgres().await else {
+        return;
+    };
+    let table = db::unique_table("read_only");
+    ConnectSession::options(pool.clone())
+        .table(&table)
+        .auto()
+        .await
+        .unwrap();
+    let read_only: PgPool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET SESSION default_transaction_read_only = on")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&db::server_url("POSTGRES_URL", db::DEFAULT_POSTGRES_URL))
+        .await
+        .unwrap();
+    let model = ConnectSession::options(read_only.clone())
+        .table(&table)
+        .discover()
+        .await
+        .unwrap();
+    let store = sequelstore::Store::with_model(model).with_sweep_interval(None);
+    assert!(store.get("nobody").await.unwrap().is_none());
+    assert!(
+        read_only.size() > 0,
+        "the read left its connection in the pool"
+    );
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    let err = store.set("s", &data, None).await.unwrap_err();
+    assert!(err.is_read_only(), "{err:?}");
+    assert_eq!(err.class(), sequelstore::ErrorClass::ReadOnly);
+    // Closing happens as the connection is dropped: wait for it (30 s at most).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read_only.size() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} connections that answered read-only are still pooled",
+            read_only.size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(store.get("s").await.unwrap().is_none());
 }

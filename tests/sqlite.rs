@@ -87,9 +87,15 @@ async fn sweep_walks_the_table(pool: SqlitePool, table: &str) {
 
     assert_eq!(model.delete_expired(now, 400).await.unwrap(), 400);
     assert_eq!(rows_left(&pool, table).await, (3007 - 400, 507));
-    assert_eq!(model.delete_all_expired(now, 1000).await.unwrap(), 2100);
+    assert_eq!(
+        model.delete_all_expired(now, 1000).await.unwrap().removed,
+        2100
+    );
     assert_eq!(rows_left(&pool, table).await, (507, 507));
-    assert_eq!(model.delete_all_expired(now, 1000).await.unwrap(), 0);
+    assert_eq!(
+        model.delete_all_expired(now, 1000).await.unwrap().removed,
+        0
+    );
     assert_eq!(model.count(now).await.unwrap(), 507);
 }
 

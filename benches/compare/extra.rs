@@ -331,7 +331,7 @@ pub(crate) async fn sweep_1m(args: &Args) -> Res<()> {
         } else if which.starts_with("paced") {
             paced_sweep(&store).await?
         } else {
-            store.sweep().await?
+            store.sweep().await?.removed
         };
         let took = t.elapsed();
         stop.store(true, Ordering::Relaxed);

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use options::TableOptions;
 use statements::Statements;
 
-use crate::model::{Capabilities, Created, SessionModel, SessionRow, load_then_touch};
+use crate::model::{Capabilities, Created, SessionModel, SessionRow, Sweep, load_then_touch};
 use crate::sql::{Arg, Args, Backend, Param, RawRow, Repeat, Statement};
 use crate::{Error, Result};
 
@@ -341,10 +341,10 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     }
 
     async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64> {
-        self.sweep(now, limit, Repeat::Once).await
+        Ok(self.sweep(now, limit, Repeat::Once).await?.removed)
     }
 
-    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<Sweep> {
         let batch = batch.max(1);
         let repeat = Repeat::WhileFull {
             rows: u64::from(batch),

@@ -23,7 +23,7 @@ pub(super) struct Statements {
     pub(super) count: Statement,
     pub(super) list: Statement,
     pub(super) clear: Statement,
-    pub(super) sweep_lock: Option<SweepLock>,
+    pub(super) sweep_lock: SweepLock,
     pub(super) rowid_sweep: Option<RowidSweep>,
 }
 
@@ -383,14 +383,16 @@ mod tests {
             }
         }
         match &s.sweep_lock {
-            Some(lock) => {
-                let _ = writeln!(
-                    out,
-                    "-- sweep_lock.acquire\n{};\n\n-- sweep_lock.release\n{};\n",
-                    lock.acquire, lock.release
-                );
+            SweepLock::Row(lock) => {
+                let _ = writeln!(out, "-- sweep_lock.take\n{};\n", lock.take);
+                let _ = writeln!(out, "-- sweep_lock.exists\n{};\n", lock.exists);
+                let _ = writeln!(out, "-- sweep_lock.mark\n{};\n", lock.mark);
+                for sql in &lock.create {
+                    let _ = writeln!(out, "-- sweep_lock.create\n{sql};\n");
+                }
             }
-            None => out.push_str("-- sweep_lock: none in this dialect\n\n"),
+            SweepLock::InStatement => out.push_str("-- sweep_lock: in delete_expired\n\n"),
+            _ => out.push_str("-- sweep_lock: none in this dialect\n\n"),
         }
         out
     }

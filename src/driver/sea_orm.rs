@@ -73,7 +73,7 @@
 use async_trait::async_trait;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType};
 
-use crate::sql::{Args, Backend, ColumnInfo, Dialect, RawRow, Repeat, Statement, SweepLock};
+use crate::sql::{Args, Backend, ColumnInfo, Dialect, RawRow, RowLock, Statement};
 use crate::{Error, Result};
 
 /// The sqlx pool inside a SeaORM [`DatabaseConnection`], as a [`Backend`].
@@ -197,13 +197,12 @@ impl Backend for SeaOrmBackend {
         on_pool!(self, pool => Backend::is_unique_violation(pool, err))
     }
 
-    async fn execute_locked(
+    async fn execute_row_locked(
         &self,
-        lock: &SweepLock,
+        lock: &RowLock,
         stmt: &Statement,
         args: &Args<'_>,
-        repeat: Repeat,
     ) -> Result<Option<u64>> {
-        on_pool!(self, pool => Backend::execute_locked(pool, lock, stmt, args, repeat).await)
+        on_pool!(self, pool => Backend::execute_row_locked(pool, lock, stmt, args).await)
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{SessionModel, SessionRow};
+use super::{SessionModel, SessionRow, Sweep};
 use crate::Result;
 
 /// Whether a throttled touch would write a row whose expiry is `stored`: always without a
@@ -47,14 +47,14 @@ pub async fn delete_expired_in_batches<M: SessionModel + ?Sized>(
     model: &M,
     now: DateTime<Utc>,
     batch: u32,
-) -> Result<u64> {
+) -> Result<Sweep> {
     let batch = batch.max(1);
     let mut total = 0;
     loop {
         let n = model.delete_expired(now, batch).await?;
         total += n;
         if n < u64::from(batch) {
-            return Ok(total);
+            return Ok(Sweep::finished(total));
         }
         tokio::task::yield_now().await;
     }
@@ -86,7 +86,7 @@ mod tests {
                 Ok(if n < 2 { 10 } else { 3 })
             });
         let removed = delete_expired_in_batches(&mock, t0(), 10).await;
-        assert_eq!(removed.unwrap(), 23);
+        assert_eq!(removed.unwrap(), Sweep::finished(23));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::task::AbortHandle;
 
-use super::{Capabilities, Created, MemoryModel, SessionModel, SessionRow};
+use super::{Capabilities, Created, MemoryModel, SessionModel, SessionRow, Sweep};
 use crate::Result;
 
 /// Makes the model asked for; tried again while the database cannot be reached.
@@ -213,10 +213,10 @@ impl<M: SessionModel> SessionModel for Fallback<M> {
         }
     }
 
-    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<Sweep> {
         let in_memory = self.memory.delete_all_expired(now, batch).await?;
         match self.primary.get() {
-            Some(m) => Ok(in_memory + m.delete_all_expired(now, batch).await?),
+            Some(m) => Ok(in_memory.and(m.delete_all_expired(now, batch).await?)),
             None => Ok(in_memory),
         }
     }

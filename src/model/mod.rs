@@ -151,6 +151,45 @@ pub enum Created {
     AlreadyExists,
 }
 
+/// What one sweep ([`SessionModel::delete_all_expired`], `Store::sweep`) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sweep {
+    /// How many expired rows it deleted.
+    pub removed: u64,
+    /// Whether it stopped because another app instance held the sweep lock: that instance is
+    /// sweeping the same table, so nothing is lost by stopping. `removed` counts the batches
+    /// this one deleted before.
+    pub lock_busy: bool,
+}
+
+impl Sweep {
+    /// A sweep that ran to its end, deleting `removed` rows.
+    pub fn finished(removed: u64) -> Self {
+        Sweep {
+            removed,
+            lock_busy: false,
+        }
+    }
+
+    /// A sweep that found the sweep lock held by another instance after deleting `removed`
+    /// rows.
+    pub fn lock_busy(removed: u64) -> Self {
+        Sweep {
+            removed,
+            lock_busy: true,
+        }
+    }
+
+    /// Both sweeps together: rows added up; busy if either was.
+    #[must_use]
+    pub fn and(self, other: Sweep) -> Sweep {
+        Sweep {
+            removed: self.removed + other.removed,
+            lock_busy: self.lock_busy || other.lock_busy,
+        }
+    }
+}
+
 /// How sessions are persisted: one table (or map) of rows keyed by session id.
 ///
 /// A model knows nothing of policy: the store decides expiries and passes the application
@@ -264,17 +303,17 @@ pub trait SessionModel: Send + Sync + 'static {
     /// A backend failure.
     async fn delete_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<u64>;
 
-    /// Deletes every expired row, in statements of at most `batch` rows each, and returns how
-    /// many went: one sweep. A row made live meanwhile is kept; rows with no expiry are never
-    /// deleted.
+    /// Deletes every expired row, in statements of at most `batch` rows each, and says how
+    /// many went and whether it stopped because another app instance holds the sweep lock:
+    /// one sweep. A row made live meanwhile is kept; rows with no expiry are never deleted.
     ///
     /// The default calls [`delete_expired`](SessionModel::delete_expired) until a batch comes
     /// back short ([`delete_expired_in_batches`]); a model may do the same with less overhead,
-    /// as `ConnectSession` does by taking its sweep lock once for the whole sweep.
+    /// as `ConnectSession` does with a lock per batch.
     ///
     /// # Errors
     /// A backend failure; rows deleted by earlier batches stay deleted.
-    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<u64> {
+    async fn delete_all_expired(&self, now: DateTime<Utc>, batch: u32) -> Result<Sweep> {
         delete_expired_in_batches(self, now, batch).await
     }
 

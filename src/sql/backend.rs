@@ -4,7 +4,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use super::{Args, ColumnInfo, Dialect, RawRow, Statement, SweepLock};
+use super::{Args, ColumnInfo, Dialect, RawRow, RowLock, Statement};
 use crate::{Error, Result};
 
 /// A connection (or pool) that a SQL model (`ConnectSession`) runs its statements on.
@@ -51,31 +51,27 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Whether `err` says a row with the same primary key exists.
     fn is_unique_violation(&self, err: &Error) -> bool;
 
-    /// Runs `stmt` on one connection while holding `lock`, once or again while each run
-    /// affects a full batch (`repeat`), and returns how many rows the runs affected in all,
-    /// or `None` when another connection holds the lock (nothing was run).
+    /// Runs `stmt`, one batch of a sweep, in a transaction that first takes `lock`'s row, and
+    /// returns how many rows it affected, or `None` when another transaction holds the lock
+    /// (nothing was run). A missing lock table or row is created first. The lock ends with the
+    /// transaction, however this call ends (a cancelled call's transaction is rolled back).
     ///
-    /// The default runs `stmt` without locking, for backends that serialize writers anyway.
+    /// Only backends whose dialect asks for a [`SweepLock::Row`](super::SweepLock::Row) are
+    /// given one; the default refuses, as a bug in the backend.
     ///
     /// # Errors
-    /// The driver's error.
-    async fn execute_locked(
+    /// The driver's error; [`Error::Internal`] from the default.
+    async fn execute_row_locked(
         &self,
-        lock: &SweepLock,
+        lock: &RowLock,
         stmt: &Statement,
         args: &Args<'_>,
-        repeat: Repeat,
     ) -> Result<Option<u64>> {
-        let _ = lock;
-        let mut total = 0;
-        loop {
-            let n = self.execute(stmt, args).await?;
-            total += n;
-            if !repeat.again_after(n) {
-                return Ok(Some(total));
-            }
-            tokio::task::yield_now().await;
-        }
+        let _ = (lock, stmt, args);
+        Err(Error::Internal(format!(
+            "the {} backend cannot take a sweep lock row",
+            self.dialect().name()
+        )))
     }
 }
 

@@ -174,11 +174,11 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         false
     }
 
-    /// SQL that takes and gives back a lock, held by one connection, under which only one
-    /// app instance at a time sweeps `table`; `None` where the database needs none.
-    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
+    /// How this dialect keeps two app instances from sweeping `table` at once: see
+    /// [`SweepLock`]. [`delete_expired`](Dialect::delete_expired) writes the statement to match.
+    fn sweep_lock(&self, table: &str) -> SweepLock {
         let _ = table;
-        None
+        SweepLock::None
     }
 
     /// Writes into `b` a statement deleting at most `limit` rows of `table` (unquoted) whose
@@ -199,13 +199,40 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     ) -> std::result::Result<Option<DateTime<Utc>>, String>;
 }
 
-/// A lock one connection takes before sweeping and gives back after.
+/// How one batch of a sweep keeps other app instances from sweeping the same table at the same
+/// time. Every kind lasts one statement or one transaction: nothing is left held by a
+/// connection, so a sweep cancelled at any point (or run behind a pooler that hands each
+/// transaction to another server connection) cannot keep other instances from sweeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SweepLock {
-    /// Selects one integer: 1 when the lock was taken, anything else when another holds it.
-    pub acquire: String,
-    /// Gives the lock back.
-    pub release: String,
+#[non_exhaustive]
+pub enum SweepLock {
+    /// No lock: the database lets one writer in at a time anyway (SQLite).
+    None,
+    /// The batch statement takes a lock for its own length (PostgreSQL's
+    /// `pg_try_advisory_xact_lock`) and selects one integer: how many rows it deleted, or a
+    /// negative number when another instance holds the lock and nothing was deleted.
+    InStatement,
+    /// Each batch runs in a transaction that first locks a row of a small table of the store's
+    /// own ([`RowLock`]), for databases without a transaction-scoped named lock (MySQL,
+    /// MariaDB, Galera).
+    Row(RowLock),
+}
+
+/// A lock row, taken by a transaction and given back by its end: see [`SweepLock::Row`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLock {
+    /// Selects the lock row for update, skipping it when another transaction holds it: a row
+    /// means the lock is taken; no row means it is held elsewhere, or does not exist yet.
+    pub take: String,
+    /// Counts the row's rows (without locking), to tell "held elsewhere" from "missing".
+    pub exists: String,
+    /// Writes the lock row in the batch's transaction. A multi-primary cluster (Galera) does
+    /// not see a row lock taken on another node, but it lets only one of two transactions
+    /// that wrote the same row commit: so batches from two nodes never both go through.
+    pub mark: String,
+    /// Creates the lock table, if missing, and the row, if missing; run once, when `take`
+    /// finds no table or `exists` no row.
+    pub create: Vec<String>,
 }
 
 /// The batched sweep for dialects that can pick a bounded set of keys in a subquery:

@@ -9,7 +9,7 @@ mod statement;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 pub use backend::{Backend, ConnectUrl, Repeat};
-pub use dialect::{Dialect, SweepLock, delete_expired_by_key};
+pub use dialect::{Dialect, RowLock, SweepLock, delete_expired_by_key};
 pub use statement::{Args, Param, Statement, StatementBuilder};
 
 use crate::{Error, Result};

@@ -79,6 +79,7 @@ pub struct Store<M> {
     clock: Arc<dyn Clock>,
     sweep_interval: Option<Duration>,
     sweep_batch: u32,
+    retries: u32,
     /// The model's longest id ([`Capabilities::max_sid_len`](crate::Capabilities)), read once.
     max_sid_len: usize,
     merge: Option<Arc<Merge>>,
@@ -105,6 +106,7 @@ impl<M> Clone for Store<M> {
             clock: Arc::clone(&self.clock),
             sweep_interval: self.sweep_interval,
             sweep_batch: self.sweep_batch,
+            retries: self.retries,
             max_sid_len: self.max_sid_len,
             merge: self.merge.clone(),
             sweeper: Arc::clone(&self.sweeper),
@@ -124,6 +126,7 @@ impl<M> fmt::Debug for Store<M> {
             .field("clock", &self.clock)
             .field("sweep_interval", &self.sweep_interval)
             .field("sweep_batch", &self.sweep_batch)
+            .field("retries", &self.retries)
             .field("merge", &self.merge.is_some())
             .finish()
     }
@@ -144,6 +147,7 @@ impl<M: SessionModel> Store<M> {
             clock: Arc::new(SystemClock),
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
             sweep_batch: DEFAULT_SWEEP_BATCH,
+            retries: crate::RETRIES,
             max_sid_len,
             merge: None,
             sweeper: Arc::new(Sweeper::default()),
@@ -235,6 +239,25 @@ impl<M: SessionModel> Store<M> {
     pub fn with_sweep_batch(mut self, rows: u32) -> Self {
         self.sweep_batch = rows.max(1);
         self.restart_sweeper()
+    }
+
+    /// Run a call that failed with a [transient](crate::ErrorClass::is_transient) error (a
+    /// deadlock, a Galera certification failure, a read-only server after a failover, a broken
+    /// connection) again up to `retries` times before its error reaches the caller: after 2,
+    /// 8, 32, 128 and 512 ms, then every second. The default is [`RETRIES`](crate::RETRIES)
+    /// (3, about 42 ms in all); 0 turns retries off. Every call of the store is one the store
+    /// can run twice safely: loads, touches, destroys, the upsert and the update-only save
+    /// write the same row again, and `create` only inserts. A write whose connection broke
+    /// may have been committed before it broke: its retry then finds it (a `create` reports
+    /// the id taken, and the adapters draw another).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The retry budget in force ([`Store::with_retries`]).
+    pub fn retries(&self) -> u32 {
+        self.retries
     }
 
     /// The model under this store.

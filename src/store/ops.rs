@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{FRESH_ID_ATTEMPTS, MERGE_ATTEMPTS, Session, Store};
 use crate::error::redact;
-use crate::model::{Created, SessionModel, SessionRow, check_sid};
+use crate::model::{Created, SessionModel, SessionRow, Sweep, check_sid};
 use crate::serializer::SessionData;
 use crate::{Error, Result};
 
@@ -21,7 +21,7 @@ impl<M: SessionModel> Store<M> {
         self.ensure_sweeper();
         check_sid(sid, self.max_sid_len)?;
         let now = self.now();
-        match retrying(|| self.model.load(sid, now)).await? {
+        match retrying(self.retries, || self.model.load(sid, now)).await? {
             // A second line of defence: a model that returned an expired row is not believed.
             Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
             _ => Ok(None),
@@ -44,7 +44,11 @@ impl<M: SessionModel> Store<M> {
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
-        match retrying(|| self.model.load_and_touch(sid, expires, now, only_if_before)).await? {
+        match retrying(self.retries, || {
+            self.model.load_and_touch(sid, expires, now, only_if_before)
+        })
+        .await?
+        {
             // A second line of defence: a model that returned an expired row is not believed.
             Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
             _ => Ok(None),
@@ -62,7 +66,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let (row, now) = self.row_now(sid, data, expires)?;
-        retrying(|| self.model.save(&row, now)).await
+        retrying(self.retries, || self.model.save(&row, now)).await
     }
 
     /// Inserts session `sid` as new; an existing id is reported, never overwritten.
@@ -76,7 +80,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<Created> {
         let (row, now) = self.row_now(sid, data, expires)?;
-        retrying(|| self.model.create(&row, now)).await
+        retrying(self.retries, || self.model.create(&row, now)).await
     }
 
     /// Inserts a new session under an id from `fresh_id`, drawing another id while the model
@@ -121,7 +125,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         let (row, now) = self.row_now(sid, data, expires)?;
-        retrying(|| self.model.update(&row, now)).await
+        retrying(self.retries, || self.model.update(&row, now)).await
     }
 
     /// Writes `session` back only if the stored version is still `session.version`
@@ -140,7 +144,7 @@ impl<M: SessionModel> Store<M> {
         row.version = session.version;
         let mut attempts = 0;
         loop {
-            match retrying(|| self.model.update(&row, now)).await {
+            match retrying(self.retries, || self.model.update(&row, now)).await {
                 Err(Error::Conflict { .. })
                     if self.merge.is_some() && attempts < MERGE_ATTEMPTS =>
                 {
@@ -171,7 +175,10 @@ impl<M: SessionModel> Store<M> {
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
-        retrying(|| self.model.touch(sid, expires, now, only_if_before)).await
+        retrying(self.retries, || {
+            self.model.touch(sid, expires, now, only_if_before)
+        })
+        .await
     }
 
     /// Deletes session `sid` and returns whether there was one.
@@ -181,7 +188,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn destroy(&self, sid: &str) -> Result<bool> {
         self.ensure_sweeper();
         check_sid(sid, self.max_sid_len)?;
-        retrying(|| self.model.destroy(sid)).await
+        retrying(self.retries, || self.model.destroy(sid)).await
     }
 
     /// All live sessions.
@@ -191,7 +198,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn all(&self) -> Result<Vec<Session>> {
         self.ensure_sweeper();
         let now = self.now();
-        let rows = retrying(|| self.model.list(now)).await?;
+        let rows = retrying(self.retries, || self.model.list(now)).await?;
         rows.into_iter()
             .filter(|row| row.is_live(now))
             .map(|row| self.decode(row))
@@ -205,7 +212,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn length(&self) -> Result<u64> {
         self.ensure_sweeper();
         let now = self.now();
-        retrying(|| self.model.count(now)).await
+        retrying(self.retries, || self.model.count(now)).await
     }
 
     /// Deletes every session, live or expired, and returns how many went.
@@ -214,15 +221,16 @@ impl<M: SessionModel> Store<M> {
     /// The model's error.
     pub async fn clear(&self) -> Result<u64> {
         self.ensure_sweeper();
-        retrying(|| self.model.clear()).await
+        retrying(self.retries, || self.model.clear()).await
     }
 
-    /// Removes all expired sessions now, in batches, and returns how many went: for a cron job
-    /// when the background task is off.
+    /// Removes all expired sessions now, in batches, and says how many went: for a cron job
+    /// when the background task is off. A sweep that finds another app instance sweeping the
+    /// same table stops and says so ([`Sweep::lock_busy`]): that instance does the rest.
     ///
     /// # Errors
     /// The model's error; rows deleted by earlier batches stay deleted.
-    pub async fn sweep(&self) -> Result<u64> {
+    pub async fn sweep(&self) -> Result<Sweep> {
         self.model
             .delete_all_expired(self.now(), self.sweep_batch)
             .await
@@ -292,10 +300,10 @@ impl<M: SessionModel> Store<M> {
     }
 }
 
-/// Runs `op` again while it fails with a [retryable](Error::is_retryable) error (a deadlock,
-/// a serialization failure: the database rolled the statement back whole), at most
-/// [`RETRIES`](crate::RETRIES) times, pausing as [`Error::retry_after`] says.
-async fn retrying<T, F>(mut op: impl FnMut() -> F) -> Result<T>
+/// Runs `op` again while it fails with a [transient](crate::ErrorClass::is_transient) error (a
+/// deadlock, a read-only server, a broken connection), at most `retries` times, pausing as
+/// [`Error::retry_within`] says.
+async fn retrying<T, F>(retries: u32, mut op: impl FnMut() -> F) -> Result<T>
 where
     F: Future<Output = Result<T>>,
 {
@@ -304,10 +312,10 @@ where
         match op().await {
             Err(err) => {
                 attempt += 1;
-                let Some(pause) = err.retry_after(attempt) else {
+                let Some(pause) = err.retry_within(attempt, retries) else {
                     return Err(err);
                 };
-                tracing::debug!(error = %err, attempt, "retrying a statement the database rolled back");
+                tracing::debug!(error = %err, attempt, "running a call again after a transient failure");
                 tokio::time::sleep(pause).await;
             }
             done => return done,
@@ -463,9 +471,9 @@ mod tests {
         mock.expect_delete_all_expired()
             .withf(|now, batch| *now == t0() && *batch == 10)
             .times(1)
-            .returning(|_, _| Ok(23));
+            .returning(|_, _| Ok(Sweep::lock_busy(23)));
         let store = quiet(mock).with_sweep_batch(10);
-        assert_eq!(store.sweep().await.unwrap(), 23);
+        assert_eq!(store.sweep().await.unwrap(), Sweep::lock_busy(23));
     }
 
     #[tokio::test]

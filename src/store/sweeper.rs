@@ -125,8 +125,14 @@ async fn run_sweeper<M: SessionModel>(
             tokio::spawn(async move { model.delete_all_expired(now, batch).await });
         let _abort_with_the_sweeper = AbortOnDrop(sweep.abort_handle());
         match sweep.await {
-            Ok(Ok(0)) => tracing::trace!("session sweep: nothing expired"),
-            Ok(Ok(n)) => tracing::debug!(removed = n, "session sweep"),
+            Ok(Ok(done)) if done.lock_busy => {
+                tracing::debug!(
+                    removed = done.removed,
+                    "session sweep left to the instance that holds the sweep lock"
+                )
+            }
+            Ok(Ok(done)) if done.removed == 0 => tracing::trace!("session sweep: nothing expired"),
+            Ok(Ok(done)) => tracing::debug!(removed = done.removed, "session sweep"),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "session sweep failed; trying again next interval")
             }
@@ -164,7 +170,7 @@ mod tests {
             if n < fail_first {
                 Err(Error::backend("database is down"))
             } else {
-                Ok(0)
+                Ok(crate::Sweep::finished(0))
             }
         });
         (mock, calls)
@@ -268,7 +274,7 @@ mod tests {
         let seen = Arc::clone(&batches);
         mock.expect_delete_all_expired().returning(move |_, batch| {
             seen.lock().unwrap().push(batch);
-            Ok(0)
+            Ok(crate::Sweep::finished(0))
         });
         let store = Store::with_model(mock).with_sweep_interval(Some(Duration::from_secs(10)));
         let other = store.clone().with_sweep_batch(5);
@@ -351,7 +357,7 @@ mod tests {
             &self,
             now: chrono::DateTime<chrono::Utc>,
             batch: u32,
-        ) -> crate::Result<u64> {
+        ) -> crate::Result<crate::Sweep> {
             if self.sweeps.fetch_add(1, Ordering::SeqCst) < 2 {
                 panic!("a model with a bug");
             }

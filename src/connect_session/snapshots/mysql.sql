@@ -43,11 +43,20 @@ SELECT `sid`, `data`, `expires` FROM `ConnectSession` WHERE (`expires` IS NULL O
 -- clear ()
 DELETE FROM `ConnectSession`;
 
--- sweep_lock.acquire
-SELECT CAST(COALESCE(GET_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')), 0), 0) AS SIGNED);
+-- sweep_lock.take
+SELECT 1 FROM `sequelstore_locks` WHERE name = 'sweep:ConnectSession' FOR UPDATE SKIP LOCKED;
 
--- sweep_lock.release
-SELECT RELEASE_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')));
+-- sweep_lock.exists
+SELECT COUNT(*) FROM `sequelstore_locks` WHERE name = 'sweep:ConnectSession';
+
+-- sweep_lock.mark
+UPDATE `sequelstore_locks` SET taken = taken + 1 WHERE name = 'sweep:ConnectSession';
+
+-- sweep_lock.create
+CREATE TABLE IF NOT EXISTS `sequelstore_locks` (name VARCHAR(191) NOT NULL PRIMARY KEY, taken BIGINT NOT NULL DEFAULT 0) ENGINE=InnoDB;
+
+-- sweep_lock.create
+INSERT IGNORE INTO `sequelstore_locks` (name) VALUES ('sweep:ConnectSession');
 
 ---- versioned table
 
@@ -94,9 +103,18 @@ SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE (`expires
 -- clear ()
 DELETE FROM `ConnectSession`;
 
--- sweep_lock.acquire
-SELECT CAST(COALESCE(GET_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')), 0), 0) AS SIGNED);
+-- sweep_lock.take
+SELECT 1 FROM `sequelstore_locks` WHERE name = 'sweep:ConnectSession' FOR UPDATE SKIP LOCKED;
 
--- sweep_lock.release
-SELECT RELEASE_LOCK(MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.ConnectSession')));
+-- sweep_lock.exists
+SELECT COUNT(*) FROM `sequelstore_locks` WHERE name = 'sweep:ConnectSession';
+
+-- sweep_lock.mark
+UPDATE `sequelstore_locks` SET taken = taken + 1 WHERE name = 'sweep:ConnectSession';
+
+-- sweep_lock.create
+CREATE TABLE IF NOT EXISTS `sequelstore_locks` (name VARCHAR(191) NOT NULL PRIMARY KEY, taken BIGINT NOT NULL DEFAULT 0) ENGINE=InnoDB;
+
+-- sweep_lock.create
+INSERT IGNORE INTO `sequelstore_locks` (name) VALUES ('sweep:ConnectSession');
 

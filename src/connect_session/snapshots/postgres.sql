@@ -34,7 +34,7 @@ WITH touched AS (UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WH
 DELETE FROM "ConnectSession" WHERE "sid" = $1;
 
 -- delete_expired (now, limit)
-DELETE FROM "ConnectSession" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "ConnectSession" WHERE "expires" <= $1 LIMIT $2)) AND "expires" <= $1;
+WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.ConnectSession')) AS got), gone AS (DELETE FROM "ConnectSession" WHERE (SELECT got FROM lock) AND ctid = ANY(ARRAY(SELECT ctid FROM "ConnectSession" WHERE "expires" <= $1 LIMIT $2)) AND "expires" <= $1 RETURNING 1) SELECT (CASE WHEN (SELECT got FROM lock) THEN (SELECT count(*) FROM gone) ELSE -1 END)::int8;
 
 -- count (now)
 SELECT COUNT(*) FROM "ConnectSession" WHERE ("expires" IS NULL OR "expires" > $1);
@@ -45,11 +45,7 @@ SELECT "sid", "data", "expires" FROM "ConnectSession" WHERE ("expires" IS NULL O
 -- clear ()
 DELETE FROM "ConnectSession";
 
--- sweep_lock.acquire
-SELECT (CASE WHEN pg_try_advisory_lock(hashtext(current_schema() || '.ConnectSession')) THEN 1 ELSE 0 END)::int8;
-
--- sweep_lock.release
-SELECT pg_advisory_unlock(hashtext(current_schema() || '.ConnectSession'));
+-- sweep_lock: in delete_expired
 
 ---- versioned table
 
@@ -87,7 +83,7 @@ WITH touched AS (UPDATE "ConnectSession" SET "expires" = $1, "updatedAt" = $2 WH
 DELETE FROM "ConnectSession" WHERE "sid" = $1;
 
 -- delete_expired (now, limit)
-DELETE FROM "ConnectSession" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "ConnectSession" WHERE "expires" <= $1 LIMIT $2)) AND "expires" <= $1;
+WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.ConnectSession')) AS got), gone AS (DELETE FROM "ConnectSession" WHERE (SELECT got FROM lock) AND ctid = ANY(ARRAY(SELECT ctid FROM "ConnectSession" WHERE "expires" <= $1 LIMIT $2)) AND "expires" <= $1 RETURNING 1) SELECT (CASE WHEN (SELECT got FROM lock) THEN (SELECT count(*) FROM gone) ELSE -1 END)::int8;
 
 -- count (now)
 SELECT COUNT(*) FROM "ConnectSession" WHERE ("expires" IS NULL OR "expires" > $1);
@@ -98,9 +94,5 @@ SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE ("expires
 -- clear ()
 DELETE FROM "ConnectSession";
 
--- sweep_lock.acquire
-SELECT (CASE WHEN pg_try_advisory_lock(hashtext(current_schema() || '.ConnectSession')) THEN 1 ELSE 0 END)::int8;
-
--- sweep_lock.release
-SELECT pg_advisory_unlock(hashtext(current_schema() || '.ConnectSession'));
+-- sweep_lock: in delete_expired
 

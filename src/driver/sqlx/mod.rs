@@ -2,15 +2,12 @@
 //! differs per database (binding, decoding, the catalog) is in [`SqlxDatabase`], implemented in
 //! `sqlite.rs`, `postgres.rs` and `mysql.rs` beside this file.
 
-use std::time::{Duration, Instant};
-
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool, Row};
+use sqlx::{AssertSqlSafe, Connection, Database, Executor, IntoArguments, Pool, Row};
 
-use crate::sql::{
-    Arg, Args, Backend, ColumnInfo, ConnectUrl, Dialect, RawRow, Repeat, Statement, SweepLock,
-};
+use crate::sql::{Arg, Args, Backend, ColumnInfo, ConnectUrl, Dialect, RawRow, RowLock, Statement};
 use crate::{Error, Result};
 
 #[cfg(feature = "mysql")]
@@ -84,12 +81,18 @@ where
     }
 
     async fn execute(&self, stmt: &Statement, args: &Args<'_>) -> Result<u64> {
-        let result = query::<DB>(stmt, args)?.execute(self).await?;
+        let query = query::<DB>(stmt, args)?;
+        let mut conn = self.acquire().await?;
+        let ran = query.execute(&mut *conn).await;
+        let result = retire_if_read_only(&mut conn, ran)?;
         Ok(DB::rows_affected(&result))
     }
 
     async fn fetch_rows(&self, stmt: &Statement, args: &Args<'_>) -> Result<Vec<RawRow>> {
-        let rows = query::<DB>(stmt, args)?.fetch_all(self).await?;
+        let query = query::<DB>(stmt, args)?;
+        let mut conn = self.acquire().await?;
+        let ran = query.fetch_all(&mut *conn).await;
+        let rows = retire_if_read_only(&mut conn, ran)?;
         rows.iter()
             .map(|row| {
                 let raw = DB::decode_row(row)?;
@@ -102,7 +105,10 @@ where
     }
 
     async fn fetch_count(&self, stmt: &Statement, args: &Args<'_>) -> Result<i64> {
-        let row = query::<DB>(stmt, args)?.fetch_one(self).await?;
+        let query = query::<DB>(stmt, args)?;
+        let mut conn = self.acquire().await?;
+        let ran = query.fetch_one(&mut *conn).await;
+        let row = retire_if_read_only(&mut conn, ran)?;
         Ok(DB::decode_int(&row, 0)?)
     }
 
@@ -129,92 +135,128 @@ where
         }
     }
 
-    async fn execute_locked(
+    async fn execute_row_locked(
         &self,
-        lock: &SweepLock,
+        lock: &RowLock,
         stmt: &Statement,
         args: &Args<'_>,
-        repeat: Repeat,
     ) -> Result<Option<u64>> {
-        // The lock belongs to a connection: take one from the pool for the whole turn, and
-        // close it afterwards rather than give it back. A sweep cancelled anywhere between the
-        // lock and the unlock (a timeout around it, a shutdown) then cannot leave the lock held
-        // on a pooled connection, where every instance would skip every sweep: the server
-        // gives a closed connection's session locks back. One connection per sweep is cheap.
-        let mut conn = self.acquire().await?;
-        conn.close_on_drop();
-        let got = sqlx::query::<DB>(AssertSqlSafe(lock.acquire.clone()))
-            .fetch_one(&mut *conn)
-            .await?;
-        if DB::decode_int(&got, 0)? != 1 {
-            return Ok(None);
-        }
-        // From here on every way out goes through the release below: the lock is the
-        // connection's, and a connection back in the pool must not keep it.
-        let mut result = Ok(0);
-        let sweep_started = Instant::now();
-        let mut retry = 0;
+        let mut created = false;
         loop {
-            let started = Instant::now();
-            let ran = match query::<DB>(stmt, args) {
-                Ok(query) => query.execute(&mut *conn).await.map_err(Error::from),
-                Err(err) => Err(err),
-            };
-            match ran {
-                Ok(done) => {
-                    retry = 0;
-                    let n = DB::rows_affected(&done);
-                    result = result.map(|total| total + n);
-                    if !repeat.again_after(n) {
-                        break;
-                    }
-                    let pause = pause_after(sweep_started.elapsed(), started.elapsed());
-                    tokio::time::sleep(pause).await;
+            // A transaction dropped before its end (a cancelled sweep) is rolled back when
+            // its connection goes back to the pool, and the row lock goes with it.
+            let mut conn = self.acquire().await?;
+            let ran = locked_batch(&mut conn, lock, stmt, args).await;
+            match retire_if_read_only(&mut conn, ran)? {
+                Batch::Ran(n) => return Ok(Some(n)),
+                Batch::Busy => return Ok(None),
+                Batch::NoLock if !created => {
+                    drop(conn);
+                    create_lock(self, lock).await?;
+                    created = true;
                 }
-                Err(err) => {
-                    // A batch the database rolled back (a deadlock with a request's write)
-                    // runs again; the batches before it stay deleted and counted.
-                    retry += 1;
-                    match err.retry_after(retry) {
-                        Some(pause) => {
-                            tracing::debug!(error = %err, retry, "sweep batch rolled back; running it again");
-                            tokio::time::sleep(pause).await;
-                        }
-                        None => {
-                            result = Err(err);
-                            break;
-                        }
-                    }
-                }
+                Batch::NoLock => return Ok(None),
             }
         }
-        let released = sqlx::query::<DB>(AssertSqlSafe(lock.release.clone()))
-            .execute(&mut *conn)
-            .await;
-        if let Err(err) = released {
-            // Closing the connection gives the lock back on the server's side.
-            tracing::warn!(error = %err, "could not give back the sweep lock; closing its connection");
-            let _ = conn.close().await;
+    }
+}
+
+/// What one batch under a [`RowLock`] found.
+enum Batch {
+    /// It ran and affected this many rows.
+    Ran(u64),
+    /// Another transaction holds the lock.
+    Busy,
+    /// The lock table or row is missing.
+    NoLock,
+}
+
+/// One batch in a transaction under `lock`, on `conn`.
+async fn locked_batch<DB>(
+    conn: &mut DB::Connection,
+    lock: &RowLock,
+    stmt: &Statement,
+    args: &Args<'_>,
+) -> Result<Batch>
+where
+    DB: SqlxDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    let mut tx = conn.begin().await?;
+    let took = sqlx::query::<DB>(AssertSqlSafe(lock.take.clone()))
+        .fetch_optional(&mut *tx)
+        .await;
+    match took {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            // Held by another transaction, or not made yet.
+            let exists = sqlx::query::<DB>(AssertSqlSafe(lock.exists.clone()))
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            return Ok(match DB::decode_int(&exists, 0)? > 0 {
+                true => Batch::Busy,
+                false => Batch::NoLock,
+            });
         }
-        Ok(Some(result?))
+        Err(err) if is_missing_table(&err) => return Ok(Batch::NoLock),
+        Err(err) => return Err(err.into()),
     }
+    sqlx::query::<DB>(AssertSqlSafe(lock.mark.clone()))
+        .execute(&mut *tx)
+        .await?;
+    let done = query::<DB>(stmt, args)?.execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Batch::Ran(DB::rows_affected(&done)))
 }
 
-/// How long a sweep that has run for `so_far` leaves the database to requests after a full
-/// batch that took `took`: nothing in its first [`UNPACED`], so that the usual sweep (every 15
-/// minutes, a few thousand rows) runs straight through; after that as long as the batch took,
-/// so that a long sweep (a backlog of a million rows) takes about half of the database's time,
-/// not all of it (BENCHMARKS.md, the 1,000,000-row sweep, has the effect on requests' p99).
-fn pause_after(so_far: Duration, took: Duration) -> Duration {
-    if so_far < UNPACED {
-        Duration::ZERO
-    } else {
-        took
+/// `result` as this crate's result; when it says the server takes no writes (a primary
+/// demoted by a failover, a standby), `conn` is closed instead of going back to the pool, so
+/// that the pool's next connection may reach the new primary. sqlx's ping before a pooled
+/// connection is handed out does not see a demoted server: it still answers.
+fn retire_if_read_only<DB: Database, T>(
+    conn: &mut PoolConnection<DB>,
+    result: std::result::Result<T, impl Into<Error>>,
+) -> Result<T> {
+    let result = result.map_err(Into::into);
+    if let Err(err) = &result
+        && err.is_read_only()
+    {
+        tracing::debug!(error = %err, "closing a connection to a server that takes no writes");
+        conn.close_on_drop();
     }
+    result
 }
 
-/// How long a sweep runs before it starts pausing between batches.
-const UNPACED: Duration = Duration::from_millis(100);
+/// Makes the lock table and row, where another instance has not made them already.
+async fn create_lock<DB>(pool: &Pool<DB>, lock: &RowLock) -> Result<()>
+where
+    DB: SqlxDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    for sql in &lock.create {
+        sqlx::raw_sql(AssertSqlSafe(sql.clone()))
+            .execute(pool)
+            .await
+            .map_err(|err| {
+                Error::Misconfigured(format!(
+                    "the sweep lock needs a table of its own, and it could not be made ({err}): \
+                     make it with `{sql}`, or grant this database user CREATE"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// Whether `err` says a table does not exist (SQLSTATE `42S02` on MySQL, `42P01` on
+/// PostgreSQL).
+fn is_missing_table(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("42S02" | "42P01")),
+        _ => false,
+    }
+}
 
 #[async_trait]
 impl<DB> ConnectUrl for Pool<DB>

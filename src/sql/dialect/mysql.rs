@@ -6,7 +6,13 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::sql::{Arg, Column, ColumnInfo, Dialect, Param, RawTime, StatementBuilder, SweepLock};
+use crate::sql::{
+    Arg, Column, ColumnInfo, Dialect, Param, RawTime, RowLock, StatementBuilder, SweepLock,
+};
+
+/// The table, in the sessions table's database, that holds the sweep lock rows on MySQL and
+/// MariaDB: one row per sessions table, made on the first sweep.
+pub(crate) const LOCK_TABLE: &str = "sequelstore_locks";
 
 /// The MySQL / MariaDB dialect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -172,14 +178,23 @@ impl Dialect for MySqlDialect {
             .push(" AS BINARY)");
     }
 
-    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
-        // A named lock (GET_LOCK) per database and table, tried without waiting: one instance
-        // sweeps at a time, the others skip their turn. Lock names are server-wide, hence the
-        // database name in it, and at most 64 characters, hence the MD5.
-        let name = format!("MD5(CONCAT('sequelstore.sweep.', DATABASE(), '.{table}'))");
-        Some(SweepLock {
-            acquire: format!("SELECT CAST(COALESCE(GET_LOCK({name}, 0), 0) AS SIGNED)"),
-            release: format!("SELECT RELEASE_LOCK({name})"),
+    fn sweep_lock(&self, table: &str) -> SweepLock {
+        // MySQL's named locks (GET_LOCK) belong to a connection, and Galera does not
+        // replicate them: each node would grant its own. A row of LOCK_TABLE, locked and
+        // written in each batch's transaction, is given back by the transaction's end and
+        // certified by Galera like any other write.
+        let (locks, name) = (self.quote(LOCK_TABLE), format!("'sweep:{table}'"));
+        SweepLock::Row(RowLock {
+            take: format!("SELECT 1 FROM {locks} WHERE name = {name} FOR UPDATE SKIP LOCKED"),
+            exists: format!("SELECT COUNT(*) FROM {locks} WHERE name = {name}"),
+            mark: format!("UPDATE {locks} SET taken = taken + 1 WHERE name = {name}"),
+            create: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {locks} (name VARCHAR(191) NOT NULL PRIMARY KEY, \
+                     taken BIGINT NOT NULL DEFAULT 0) ENGINE=InnoDB"
+                ),
+                format!("INSERT IGNORE INTO {locks} (name) VALUES ({name})"),
+            ],
         })
     }
 

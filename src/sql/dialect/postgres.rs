@@ -107,33 +107,38 @@ impl Dialect for PostgresDialect {
         true
     }
 
-    fn sweep_lock(&self, table: &str) -> Option<SweepLock> {
-        // A session-level advisory lock keyed by schema and table: one instance sweeps at a
-        // time, the others find it taken and skip their turn.
-        let key = format!("hashtext(current_schema() || '.{table}')");
-        Some(SweepLock {
-            acquire: format!(
-                "SELECT (CASE WHEN pg_try_advisory_lock({key}) THEN 1 ELSE 0 END)::int8"
-            ),
-            release: format!("SELECT pg_advisory_unlock({key})"),
-        })
+    fn sweep_lock(&self, _table: &str) -> SweepLock {
+        SweepLock::InStatement
     }
 
     fn delete_expired(&self, b: &mut StatementBuilder<'_>, table: &str, now: Param, limit: Param) {
+        // One statement takes a transaction-scoped advisory lock keyed by schema and table,
+        // deletes the batch if it got the lock, and says which: the lock ends with the
+        // statement, so neither a cancelled sweep nor PgBouncer's transaction mode (which may
+        // run each statement on another server connection) can leave it held. The lock is a
+        // one-time filter of the DELETE, evaluated before any row is deleted.
+        //
         // The batch's rows are found through the `expires` index and deleted by their address
         // (a TID scan). With `sid IN (SELECT ...)` the planner hash-joined the batch against
         // every expired row of the table, batch after batch. A row updated meanwhile is
         // re-checked in its new version against `expires <= now`: a session touched during
         // the sweep is kept.
         let (t, expires) = (self.quote(table), self.quote(Column::Expires.name()));
+        let key = format!("hashtext(current_schema() || '.{table}')");
         b.push(&format!(
-            "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE {expires} <= "
+            "WITH lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock({key}) AS got), \
+             gone AS (DELETE FROM {t} WHERE (SELECT got FROM lock) \
+             AND ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE {expires} <= "
         ))
         .arg(now)
         .push(" LIMIT ")
         .arg(limit)
         .push(&format!(")) AND {expires} <= "))
-        .arg(now);
+        .arg(now)
+        .push(
+            " RETURNING 1) SELECT (CASE WHEN (SELECT got FROM lock) \
+             THEN (SELECT count(*) FROM gone) ELSE -1 END)::int8",
+        );
     }
 
     fn encode_time(&self, t: DateTime<Utc>, _offset: FixedOffset) -> Arg<'static> {
