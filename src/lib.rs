@@ -102,6 +102,9 @@ pub use connect_session::{ConnectSession, DEFAULT_TABLE, SEQUELIZE_TABLE, TableO
 pub use driver::rusqlite::RusqliteConnection;
 #[cfg(feature = "sea-orm")]
 pub use driver::sea_orm::SeaOrmBackend;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use driver::sqlx::PgBouncerPool;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use driver::sqlx::SqlxDatabase;
 pub use error::{BoxError, Error, ErrorClass, RETRIES, Result, redact};
@@ -134,6 +137,12 @@ pub type SqliteStore = Store<ConnectSession<sqlx::SqlitePool>>;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub type PgStore = Store<ConnectSession<sqlx::PgPool>>;
+
+/// A store over a `ConnectSession` table in PostgreSQL reached through PgBouncer (or another
+/// pooler) in transaction mode.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub type PgBouncerStore = Store<ConnectSession<PgBouncerPool>>;
 
 /// A store over a `ConnectSession` table in MySQL or MariaDB.
 #[cfg(feature = "mysql")]

@@ -183,3 +183,42 @@ pub fn sqlite_wrong_expires_ddl(table: &str) -> String {
         "CREATE TABLE `{table}` (`sid` VARCHAR(255) PRIMARY KEY, `expires` INTEGER, `data` TEXT)"
     )
 }
+
+/// The URL a cluster script set up (`scripts/cluster/*.sh start DIR` writes `DIR/env`), read
+/// from `var`, or `None` after saying so: a panic in CI, a loud skip elsewhere.
+pub fn cluster_url(var: &str, script: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let msg = format!(
+                "{var} is not set, so the tests of this setup did not run; start it with \
+                 `scripts/cluster/{script} start DIR` and export what DIR/env says \
+                 (or run `.ci/run`, which does both)"
+            );
+            if in_ci() {
+                panic!("{msg} (CI=true makes this a failure)");
+            }
+            eprintln!("\n!!! SKIPPED: {msg} !!!\n");
+            None
+        }
+    }
+}
+
+/// A pool through the PgBouncer of `PGBOUNCER_URL` (transaction mode), wrapped as the store
+/// must use it there.
+#[cfg(feature = "postgres")]
+pub async fn pgbouncer() -> Option<sequelstore::PgBouncerPool> {
+    let url = cluster_url("PGBOUNCER_URL", "pgbouncer.sh")?;
+    match sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(std::time::Duration::from_secs(20))
+        .connect(&url)
+        .await
+    {
+        Ok(pool) => Some(sequelstore::PgBouncerPool::new(pool)),
+        Err(err) => {
+            unreachable_server("PgBouncer", &url, &err);
+            None
+        }
+    }
+}

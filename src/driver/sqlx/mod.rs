@@ -13,7 +13,12 @@ use crate::{Error, Result};
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
+mod pgbouncer;
+#[cfg(feature = "postgres")]
 mod postgres;
+
+#[cfg(feature = "postgres")]
+pub use pgbouncer::PgBouncerPool;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
