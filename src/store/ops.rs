@@ -556,6 +556,26 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_retry_budget_is_the_stores() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        for (retries, calls) in [(0, 1), (1, 2), (6, 7)] {
+            let seen = Arc::new(AtomicU32::new(0));
+            let counter = Arc::clone(&seen);
+            let mut mock = mock_model();
+            mock.expect_destroy().returning(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Err(crate::error::deadlock_for_tests())
+            });
+            let store = quiet(mock).with_retries(retries);
+            assert_eq!(store.retries(), retries);
+            assert!(store.destroy("s").await.unwrap_err().is_retryable());
+            assert_eq!(seen.load(Ordering::SeqCst), calls, "budget {retries}");
+        }
+    }
+
     #[tokio::test]
     async fn other_errors_are_not_run_again() {
         let mut mock = mock_model();
