@@ -135,6 +135,18 @@ pub enum Error {
     /// A user's own model, or a background task, failed with an error of its own.
     #[error("backend error: {0}")]
     Backend(#[source] BoxError),
+
+    /// The database did not answer a store call within the store's call timeout
+    /// (`Store::with_call_timeout`): a server that hangs, or a primary waiting for a synchronous
+    /// standby that is gone. A write may still be committed after this error: PostgreSQL
+    /// commits a write whose wait for its standby was cancelled.
+    #[error(
+        "the database did not answer within {after:?}; a write may still be committed (the limit is Store::with_call_timeout)"
+    )]
+    TimedOut {
+        /// The limit that passed.
+        after: std::time::Duration,
+    },
 }
 
 /// As derived, but with session ids shortened: a `{:?}` of an error in a log must not hand out
@@ -197,6 +209,7 @@ impl std::fmt::Debug for Error {
             #[cfg(feature = "rusqlite")]
             Error::Rusqlite(e) => f.debug_tuple("Rusqlite").field(e).finish(),
             Error::Backend(e) => f.debug_tuple("Backend").field(e).finish(),
+            Error::TimedOut { after } => f.debug_struct("TimedOut").field("after", after).finish(),
         }
     }
 }
@@ -226,6 +239,7 @@ impl Error {
         match self {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             Error::Sqlx(e) => sqlx_class(e),
+            Error::TimedOut { .. } => ErrorClass::ConnectionLost,
             _ => ErrorClass::Other,
         }
     }
@@ -269,12 +283,13 @@ impl Error {
         })
     }
 
-    /// A pool that gave no connection within its acquire timeout has waited long already: it
-    /// is not waited on again.
+    /// A pool that gave no connection within its acquire timeout, or a call that ran out of
+    /// its time, has waited long already: it is not waited on again.
     fn is_pool_timeout(&self) -> bool {
         match self {
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             Error::Sqlx(sqlx::Error::PoolTimedOut) => true,
+            Error::TimedOut { .. } => true,
             _ => false,
         }
     }

@@ -116,7 +116,8 @@ pub use serializer::{ExpressJson, Json, Serializer, SessionData};
 pub use sql::dialect::{MySqlDialect, PostgresDialect, SqliteDialect};
 pub use sql::{Backend, ConnectUrl};
 pub use store::{
-    DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TTL, FRESH_ID_ATTEMPTS, Session, Store,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TTL,
+    FRESH_ID_ATTEMPTS, Session, Store,
 };
 pub use time::MAX_EXPIRY;
 

@@ -279,3 +279,48 @@ async fn a_connection_that_answers_read_only_is_closed() {
     }
     assert!(store.get("s").await.unwrap().is_none());
 }
+
+/// Issue 11 item 4: a store call that the database keeps waiting (here on a row lock another
+/// transaction holds; at a failover, on a synchronous standby that is gone) ends after the
+/// store's call timeout with `Error::TimedOut`, not never; the store serves again after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_database_keeps_waiting_times_out() {
+    use sqlx::Connection;
+
+    let Some(pool) = db::postgres().await else {
+        return;
+    };
+    let table = db::unique_table("call_timeout");
+    let model = ConnectSession::options(pool.clone())
+        .table(&table)
+        .auto()
+        .await
+        .unwrap();
+    let limit = std::time::Duration::from_millis(300);
+    let store = sequelstore::Store::with_model(model)
+        .with_sweep_interval(None)
+        .with_call_timeout(Some(limit));
+    assert_eq!(store.call_timeout(), Some(limit));
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    store.set("s", &data, None).await.unwrap();
+    let mut holder =
+        sqlx::PgConnection::connect(&db::server_url("POSTGRES_URL", db::DEFAULT_POSTGRES_URL))
+            .await
+            .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; SELECT * FROM \"{table}\" WHERE sid = 's' FOR UPDATE"
+    )))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.update("s", &data, None).await.unwrap_err();
+    assert!(
+        matches!(err, sequelstore::Error::TimedOut { after } if after == limit),
+        "{err:?}"
+    );
+    assert!(err.is_connection(), "{err:?}");
+    assert!(started.elapsed() >= limit);
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    assert!(store.update("s", &data, None).await.unwrap());
+}

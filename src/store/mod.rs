@@ -80,6 +80,7 @@ pub struct Store<M> {
     sweep_interval: Option<Duration>,
     sweep_batch: u32,
     retries: u32,
+    call_timeout: Option<Duration>,
     /// The model's longest id ([`Capabilities::max_sid_len`](crate::Capabilities)), read once.
     max_sid_len: usize,
     merge: Option<Arc<Merge>>,
@@ -90,6 +91,10 @@ pub struct Store<M> {
 /// adapters' sizes (128 bits and more) do not collide in practice: a second draw already means
 /// a broken model or random source.
 pub const FRESH_ID_ATTEMPTS: usize = 8;
+
+/// How long a store call may take, retries included, before it ends with
+/// [`Error::TimedOut`](crate::Error::TimedOut): see [`Store::with_call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times [`Store::update_session`] merges and tries again before giving up.
 const MERGE_ATTEMPTS: usize = 8;
@@ -107,6 +112,7 @@ impl<M> Clone for Store<M> {
             sweep_interval: self.sweep_interval,
             sweep_batch: self.sweep_batch,
             retries: self.retries,
+            call_timeout: self.call_timeout,
             max_sid_len: self.max_sid_len,
             merge: self.merge.clone(),
             sweeper: Arc::clone(&self.sweeper),
@@ -127,6 +133,7 @@ impl<M> fmt::Debug for Store<M> {
             .field("sweep_interval", &self.sweep_interval)
             .field("sweep_batch", &self.sweep_batch)
             .field("retries", &self.retries)
+            .field("call_timeout", &self.call_timeout)
             .field("merge", &self.merge.is_some())
             .finish()
     }
@@ -148,6 +155,7 @@ impl<M: SessionModel> Store<M> {
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
             sweep_batch: DEFAULT_SWEEP_BATCH,
             retries: crate::RETRIES,
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             max_sid_len,
             merge: None,
             sweeper: Arc::new(Sweeper::default()),
@@ -253,6 +261,22 @@ impl<M: SessionModel> Store<M> {
     pub fn with_retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
+    }
+
+    /// End a store call that has not finished within `limit`, retries included, with
+    /// [`Error::TimedOut`] (default [`DEFAULT_CALL_TIMEOUT`], 30 s; `None` waits for ever).
+    /// A database can hang a call indefinitely: a PostgreSQL primary whose synchronous standby
+    /// is gone blocks every commit, and neither `statement_timeout` nor sqlx's pool timeouts
+    /// end that wait. A write that timed out may still be committed later. Sweeps have no such
+    /// limit.
+    pub fn with_call_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.call_timeout = limit.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// The call timeout in force ([`Store::with_call_timeout`]).
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.call_timeout
     }
 
     /// The retry budget in force ([`Store::with_retries`]).

@@ -21,7 +21,7 @@ impl<M: SessionModel> Store<M> {
         self.ensure_sweeper();
         check_sid(sid, self.max_sid_len)?;
         let now = self.now();
-        match retrying(self.retries, || self.model.load(sid, now)).await? {
+        match self.call(|| self.model.load(sid, now)).await? {
             // A second line of defence: a model that returned an expired row is not believed.
             Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
             _ => Ok(None),
@@ -44,10 +44,9 @@ impl<M: SessionModel> Store<M> {
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
-        match retrying(self.retries, || {
-            self.model.load_and_touch(sid, expires, now, only_if_before)
-        })
-        .await?
+        match self
+            .call(|| self.model.load_and_touch(sid, expires, now, only_if_before))
+            .await?
         {
             // A second line of defence: a model that returned an expired row is not believed.
             Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
@@ -66,7 +65,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let (row, now) = self.row_now(sid, data, expires)?;
-        retrying(self.retries, || self.model.save(&row, now)).await
+        self.call(|| self.model.save(&row, now)).await
     }
 
     /// Inserts session `sid` as new; an existing id is reported, never overwritten.
@@ -80,7 +79,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<Created> {
         let (row, now) = self.row_now(sid, data, expires)?;
-        retrying(self.retries, || self.model.create(&row, now)).await
+        self.call(|| self.model.create(&row, now)).await
     }
 
     /// Inserts a new session under an id from `fresh_id`, drawing another id while the model
@@ -125,7 +124,7 @@ impl<M: SessionModel> Store<M> {
         expires: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         let (row, now) = self.row_now(sid, data, expires)?;
-        retrying(self.retries, || self.model.update(&row, now)).await
+        self.call(|| self.model.update(&row, now)).await
     }
 
     /// Writes `session` back only if the stored version is still `session.version`
@@ -144,7 +143,7 @@ impl<M: SessionModel> Store<M> {
         row.version = session.version;
         let mut attempts = 0;
         loop {
-            match retrying(self.retries, || self.model.update(&row, now)).await {
+            match self.call(|| self.model.update(&row, now)).await {
                 Err(Error::Conflict { .. })
                     if self.merge.is_some() && attempts < MERGE_ATTEMPTS =>
                 {
@@ -175,10 +174,8 @@ impl<M: SessionModel> Store<M> {
         let now = self.now();
         let expires = self.expiry_at(now, expires);
         let only_if_before = self.throttle_limit(now, expires);
-        retrying(self.retries, || {
-            self.model.touch(sid, expires, now, only_if_before)
-        })
-        .await
+        self.call(|| self.model.touch(sid, expires, now, only_if_before))
+            .await
     }
 
     /// Deletes session `sid` and returns whether there was one.
@@ -188,7 +185,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn destroy(&self, sid: &str) -> Result<bool> {
         self.ensure_sweeper();
         check_sid(sid, self.max_sid_len)?;
-        retrying(self.retries, || self.model.destroy(sid)).await
+        self.call(|| self.model.destroy(sid)).await
     }
 
     /// All live sessions.
@@ -198,7 +195,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn all(&self) -> Result<Vec<Session>> {
         self.ensure_sweeper();
         let now = self.now();
-        let rows = retrying(self.retries, || self.model.list(now)).await?;
+        let rows = self.call(|| self.model.list(now)).await?;
         rows.into_iter()
             .filter(|row| row.is_live(now))
             .map(|row| self.decode(row))
@@ -212,7 +209,7 @@ impl<M: SessionModel> Store<M> {
     pub async fn length(&self) -> Result<u64> {
         self.ensure_sweeper();
         let now = self.now();
-        retrying(self.retries, || self.model.count(now)).await
+        self.call(|| self.model.count(now)).await
     }
 
     /// Deletes every session, live or expired, and returns how many went.
@@ -221,7 +218,7 @@ impl<M: SessionModel> Store<M> {
     /// The model's error.
     pub async fn clear(&self) -> Result<u64> {
         self.ensure_sweeper();
-        retrying(self.retries, || self.model.clear()).await
+        self.call(|| self.model.clear()).await
     }
 
     /// Removes all expired sessions now, in batches, and says how many went: for a cron job
@@ -297,6 +294,22 @@ impl<M: SessionModel> Store<M> {
             expires: row.expires,
             version: row.version,
         })
+    }
+}
+
+impl<M: SessionModel> Store<M> {
+    /// Runs `op` under the store's retry budget and call timeout.
+    async fn call<T, F>(&self, op: impl FnMut() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let tried = retrying(self.retries, op);
+        match self.call_timeout {
+            Some(after) => tokio::time::timeout(after, tried)
+                .await
+                .unwrap_or(Err(Error::TimedOut { after })),
+            None => tried.await,
+        }
     }
 }
 
