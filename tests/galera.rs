@@ -340,3 +340,22 @@ async fn what_causal_reads_cost() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+/// `Store::connect` on a Galera node turns causal reads on for every connection of its pool
+/// (on MariaDB without Galera, and on MySQL, it leaves the session as it is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_opens_its_own_pool_asks_for_causal_reads() {
+    let Some(urls) = urls() else {
+        return;
+    };
+    let store = sequelstore::MySqlStore::connect(&urls[1]).await.unwrap();
+    let pool = store.model().backend();
+    for _ in 0..3 {
+        let mut conn = pool.acquire().await.unwrap();
+        let wait: i64 = sqlx::query_scalar("SELECT CAST(@@wsrep_sync_wait AS SIGNED)")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(wait, 1);
+    }
+}

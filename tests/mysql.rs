@@ -305,3 +305,17 @@ async fn a_connection_that_answers_read_only_is_closed() {
     }
     assert!(store.get("s").await.unwrap().is_none());
 }
+
+/// `Store::connect` on a server without Galera works as before (no causal-read setting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_opens_its_own_pool_works_without_galera() {
+    if db::mysql().await.is_none() {
+        return;
+    }
+    let url = db::server_url("MYSQL_URL", db::DEFAULT_MYSQL_URL);
+    let store = sequelstore::MySqlStore::connect(&url).await.unwrap();
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    store.set("s-connect", &data, None).await.unwrap();
+    assert!(store.get("s-connect").await.unwrap().is_some());
+    assert!(store.destroy("s-connect").await.unwrap());
+}

@@ -61,6 +61,27 @@ impl SqlxDatabase for MySql {
     }
 
     async fn connect(url: &str) -> Result<MySqlPool> {
-        Ok(MySqlPool::connect(url).await?)
+        // On a Galera node, causal reads: a read waits until the node has applied what the
+        // cluster committed before it, so that a session destroyed through another node is
+        // not served here (RELIABILITY.md, Galera). MySQL has no `wsrep_on`; a MariaDB
+        // server without Galera has it off.
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    let galera = sqlx::query_scalar::<_, i64>("SELECT CAST(@@wsrep_on AS SIGNED)")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .is_ok_and(|on| on == 1);
+                    if galera {
+                        sqlx::raw_sql("SET SESSION wsrep_sync_wait = 1")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(pool)
     }
 }
