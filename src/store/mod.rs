@@ -93,7 +93,7 @@ pub struct Store<M> {
 pub const FRESH_ID_ATTEMPTS: usize = 8;
 
 /// How long a store call may take, retries included, before it ends with
-/// [`Error::TimedOut`](crate::Error::TimedOut): see [`Store::with_call_timeout`].
+/// [`Error::TimedOut`](crate::Error::TimedOut)(crate::Error::TimedOut): see [`Store::with_call_timeout`].
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times [`Store::update_session`] merges and tries again before giving up.
@@ -264,7 +264,7 @@ impl<M: SessionModel> Store<M> {
     }
 
     /// End a store call that has not finished within `limit`, retries included, with
-    /// [`Error::TimedOut`] (default [`DEFAULT_CALL_TIMEOUT`], 30 s; `None` waits for ever).
+    /// [`Error::TimedOut`](crate::Error::TimedOut) (default [`DEFAULT_CALL_TIMEOUT`], 30 s; `None` waits for ever).
     /// A database can hang a call indefinitely: a PostgreSQL primary whose synchronous standby
     /// is gone blocks every commit, and neither `statement_timeout` nor sqlx's pool timeouts
     /// end that wait. A write that timed out may still be committed later. Sweeps have no such
