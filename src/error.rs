@@ -440,6 +440,8 @@ mod tests {
         for code in ["23505", "42601", "HY000"] {
             assert_eq!(refused(code).class(), ErrorClass::Other, "{code}");
             assert!(!refused(code).is_retryable(), "{code}");
+            assert!(!refused(code).is_read_only(), "{code}");
+            assert!(!refused(code).is_connection(), "{code}");
             assert_eq!(refused(code).retry_after(1), None);
         }
         for err in [Error::InvalidInput("x".into()), Error::backend("down")] {
@@ -467,10 +469,16 @@ mod tests {
             );
             assert_eq!(err.retry_after(4), None);
         }
-        // A pool that gave no connection in its timeout has waited long enough.
+        // A pool that gave no connection in its timeout, or a call past the store's call
+        // timeout, has waited long enough.
         let timed_out = Error::Sqlx(sqlx::Error::PoolTimedOut);
         assert!(timed_out.is_connection());
         assert_eq!(timed_out.retry_after(1), None);
+        let call = Error::TimedOut {
+            after: std::time::Duration::from_secs(30),
+        };
+        assert_eq!(call.class(), ErrorClass::ConnectionLost);
+        assert_eq!(call.retry_after(1), None);
     }
 
     #[cfg(feature = "sqlite")]

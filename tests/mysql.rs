@@ -319,3 +319,74 @@ async fn a_store_that_opens_its_own_pool_works_without_galera() {
     assert!(store.get("s-connect").await.unwrap().is_some());
     assert!(store.destroy("s-connect").await.unwrap());
 }
+
+/// Issue 11 item 2: a server in `read_only` mode refuses a write with MySQL error 1290, whose
+/// SQLSTATE (HY000) says nothing: the error's number classes it as read-only. The server's
+/// `read_only` binds users without `READ_ONLY ADMIN` only, so a user of the test's own writes
+/// here, and every other test (as root) goes on; the mode is turned off again however the test
+/// ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_is_classed_by_its_error_number() {
+    let Some(admin) = db::mysql().await else {
+        return;
+    };
+    let user = db::unique_table("ro");
+    let table = db::unique_table("read_only_server");
+    ConnectSession::options(admin.clone())
+        .table(&table)
+        .auto()
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
+        format!("GRANT ALL ON test.* TO '{user}'@'%'"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    struct Writable(MySqlPool, String);
+    impl Drop for Writable {
+        fn drop(&mut self) {
+            let (pool, user) = (self.0.clone(), self.1.clone());
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new()
+                    .unwrap()
+                    .block_on(async move {
+                        let _ = sqlx::raw_sql("SET GLOBAL read_only = 0")
+                            .execute(&pool)
+                            .await;
+                        let sql = format!("DROP USER IF EXISTS '{user}'@'%'");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                    });
+            })
+            .join()
+            .unwrap();
+        }
+    }
+    let _writable_again = Writable(admin.clone(), user.clone());
+    let url = db::server_url("MYSQL_URL", db::DEFAULT_MYSQL_URL).replacen(
+        "root@",
+        &format!("{user}:pw@"),
+        1,
+    );
+    let pool = MySqlPool::connect(&url).await.unwrap();
+    let store = sequelstore::Store::with_model(
+        ConnectSession::options(pool)
+            .table(&table)
+            .discover()
+            .await
+            .unwrap(),
+    )
+    .with_sweep_interval(None)
+    .with_retries(0);
+    sqlx::raw_sql("SET GLOBAL read_only = 1")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    let err = store.set("s", &data, None).await.unwrap_err();
+    assert_eq!(err.class(), sequelstore::ErrorClass::ReadOnly, "{err:?}");
+    assert!(format!("{err}").contains("1290"), "{err}");
+}

@@ -228,6 +228,27 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_gets_its_arguments_by_name() {
+        use crate::sql::{Param, StatementBuilder};
+
+        let mut b = StatementBuilder::new(&PostgresDialect);
+        b.push("SELECT ")
+            .arg(Param::Sid)
+            .push(", ")
+            .arg(Param::Limit);
+        let stmt = b.build();
+        let args = Args::new()
+            .with(Param::Limit, Arg::Int(7))
+            .with(Param::Sid, Arg::Str("abc"));
+        assert_eq!(
+            inline(&stmt, &args).unwrap(),
+            "SELECT  $s$abc$s$::text,  (7)::int8"
+        );
+        let missing = inline(&stmt, &Args::new().with(Param::Sid, Arg::Str("abc")));
+        assert!(matches!(missing, Err(Error::Internal(_))), "{missing:?}");
+    }
+
+    #[test]
     fn text_with_a_nul_is_refused() {
         let refused = inline_sql("SELECT $1", &[&Arg::Str("a\0b")]);
         assert!(matches!(refused, Err(Error::InvalidInput(_))));
