@@ -11,21 +11,21 @@ mod common;
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::db;
 use sequelstore::{ConnectSession, Error, ErrorClass, SessionData, Store};
 use sqlx::PgPool;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify, watch};
 
 /// A TCP proxy on 127.0.0.1 whose target the test moves; moving it drops every connection
 /// made to the old target.
 struct Proxy {
     port: u16,
     target: Arc<AtomicU16>,
-    generation: Arc<AtomicU64>,
+    moved: watch::Sender<u64>,
 }
 
 impl Proxy {
@@ -33,27 +33,22 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let target = Arc::new(AtomicU16::new(target));
-        let generation = Arc::new(AtomicU64::new(0));
-        let (t, g) = (Arc::clone(&target), Arc::clone(&generation));
+        let (moved, _) = watch::channel(0u64);
+        let (t, m) = (Arc::clone(&target), moved.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
                 };
-                let (to, born) = (t.load(Ordering::SeqCst), g.load(Ordering::SeqCst));
-                let g = Arc::clone(&g);
+                let to = t.load(Ordering::SeqCst);
+                let mut moved = m.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut server) = TcpStream::connect(("127.0.0.1", to)).await else {
                         return;
                     };
-                    let moved = async {
-                        while g.load(Ordering::SeqCst) == born {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        () = moved => {}
+                        _ = moved.changed() => {}
                     }
                 });
             }
@@ -61,13 +56,13 @@ impl Proxy {
         Proxy {
             port,
             target,
-            generation,
+            moved,
         }
     }
 
     fn move_to(&self, target: u16) {
         self.target.store(target, Ordering::SeqCst);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.moved.send_modify(|n| *n += 1);
     }
 }
 
@@ -144,11 +139,41 @@ impl Failures {
 }
 
 /// One task's workload on sessions of its own: create, load, update, touch, destroy.
+/// How far the workload has got: session cycles (create to destroy) that met no error, in
+/// all and since the proxy moved; `progress` is told at each one.
+#[derive(Debug, Default)]
+struct Progress {
+    clean: AtomicUsize,
+    clean_after_move: AtomicUsize,
+    moved: AtomicBool,
+    progress: Notify,
+}
+
+impl Progress {
+    /// Waits (60 s at most) until `count` says `enough`.
+    async fn wait_for(&self, what: &str, count: impl Fn(&Progress) -> usize, enough: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let told = self.progress.notified();
+            if count(self) >= enough {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                tokio::time::timeout(left, told).await.is_ok(),
+                "{what}: {} of {enough} in 60 s",
+                count(self)
+            );
+        }
+    }
+}
+
 async fn work(
     store: Store<ConnectSession<PgPool>>,
     task: usize,
     stop: Arc<AtomicBool>,
     failures: Arc<Mutex<Failures>>,
+    progress: Arc<Progress>,
 ) -> (Ledger, u64) {
     let mut ledger = Ledger::default();
     let mut calls = 0u64;
@@ -156,6 +181,8 @@ async fn work(
     while !stop.load(Ordering::SeqCst) {
         n += 1;
         let sid = format!("t{task}-{n}");
+        let after_move = progress.moved.load(Ordering::SeqCst);
+        let mut clean = true;
         calls += 1;
         match store.create(&sid, &data(n), None).await {
             Ok(sequelstore::Created::Inserted) => ledger.acked(&sid, Some(n)),
@@ -197,8 +224,16 @@ async fn work(
                 _ => Ok(()),
             };
             if let Err(err) = result {
+                clean = false;
                 failures.lock().await.record(&err);
             }
+        }
+        if clean {
+            progress.clean.fetch_add(1, Ordering::SeqCst);
+            if after_move {
+                progress.clean_after_move.fetch_add(1, Ordering::SeqCst);
+            }
+            progress.progress.notify_waiters();
         }
     }
     (ledger, calls)
@@ -251,6 +286,7 @@ async fn a_failover_under_load_loses_no_acknowledged_write() {
     // 16 tasks under load; the primary is killed and the standby promoted.
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Failures::default()));
+    let progress = Arc::new(Progress::default());
     let tasks: Vec<_> = (0..16)
         .map(|task| {
             tokio::spawn(work(
@@ -258,30 +294,35 @@ async fn a_failover_under_load_loses_no_acknowledged_write() {
                 task,
                 Arc::clone(&stop),
                 Arc::clone(&failures),
+                Arc::clone(&progress),
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The kill comes once the workload is in full swing: 300 session cycles done.
+    progress
+        .wait_for(
+            "session cycles before the kill",
+            |p| p.clean.load(Ordering::SeqCst),
+            300,
+        )
+        .await;
     let killed = Instant::now();
     let dir2 = dir.clone();
     let promoted = tokio::task::spawn_blocking(move || pair_script("promote", &dir2))
         .await
         .unwrap();
     proxy.move_to(standby);
+    progress.moved.store(true, Ordering::SeqCst);
     let moved = killed.elapsed();
-    // Run on until the store has served calls without an error for two seconds (60 s at most).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let last = failures.lock().await.at.last().map(|(t, _)| *t);
-        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "errors did not stop after the failover"
-        );
-    }
+    // Run on until the store, on the new primary, has served 300 session cycles begun after
+    // the move without an error.
+    progress
+        .wait_for(
+            "clean session cycles after the failover",
+            |p| p.clean_after_move.load(Ordering::SeqCst),
+            300,
+        )
+        .await;
     stop.store(true, Ordering::SeqCst);
     let mut ledger = Ledger::default();
     let mut calls = 0;

@@ -93,7 +93,7 @@ pub struct Store<M> {
 pub const FRESH_ID_ATTEMPTS: usize = 8;
 
 /// How long a store call may take, retries included, before it ends with
-/// [`Error::TimedOut`](crate::Error::TimedOut)(crate::Error::TimedOut): see [`Store::with_call_timeout`].
+/// [`Error::TimedOut`](crate::Error::TimedOut): see [`Store::with_call_timeout`].
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times [`Store::update_session`] merges and tries again before giving up.
