@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
-use crate::{Created, SessionModel, SessionRow, Sweep};
+use crate::{Created, SessionModel, SessionRow, Slide, Sweep};
 
 /// Runs `test` to the end on a runtime of its own with two worker threads, so that the
 /// suite's concurrent calls really run at once; what each generated `#[test]` does.
@@ -119,6 +119,7 @@ macro_rules! conformance_tests {
             rows_written_by_sql_obey_the_contract,
             versions_refuse_stale_updates,
             load_and_touch_slides_in_one_call,
+            load_and_slide_keeps_the_rows_own_lifetime,
             versions_count_writes_not_touches
         );
     };
@@ -681,6 +682,84 @@ pub async fn load_and_touch_slides_in_one_call<M: SessionModel>(ctx: &Ctx<M>) {
     }
     assert_eq!(load(ctx, "old", t0()).await, None, "not revived");
     assert_eq!(m.count(t0()).await.unwrap(), 1);
+}
+
+/// Load-and-slide by the row's own lifetime: a row written with 30 minutes to live gets 30
+/// minutes from each slide (not the fallback), the throttle is measured against those 30
+/// minutes and never passes half of them, and missing and expired rows stay so.
+pub async fn load_and_slide_keeps_the_rows_own_lifetime<M: SessionModel>(ctx: &Ctx<M>) {
+    let m = &ctx.model;
+    let min = |n: i64| secs(60 * n);
+    let fortnight = min(14 * 24 * 60);
+    let slide = |at: TimeDelta, touch_after: Option<i64>| {
+        let now = t0() + at;
+        let touch_after = touch_after.map(|n| std::time::Duration::from_secs(60 * n as u64));
+        Slide::new(now, now + fortnight, touch_after)
+    };
+    let stored = |at: TimeDelta| async move { load(ctx, "sl", t0() + at).await.map(|r| r.expires) };
+    m.save(&row("sl", r#"{"k":1}"#, t0() + min(30)), t0())
+        .await
+        .unwrap();
+
+    // No throttle: ten minutes on, 30 minutes from now.
+    let got = m.load_and_slide("sl", slide(min(10), None)).await.unwrap();
+    let got = got.expect("the row is live");
+    assert_eq!(
+        (got.data.as_str(), got.expires),
+        (r#"{"k":1}"#, Some(t0() + min(40)))
+    );
+    assert_eq!(stored(min(10)).await, Some(Some(t0() + min(40))));
+
+    // Throttled at 5 minutes: due 10 minutes after the last write, not due one minute after.
+    let got = m
+        .load_and_slide("sl", slide(min(20), Some(5)))
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.expires), Some(Some(t0() + min(50))));
+    let got = m
+        .load_and_slide("sl", slide(min(21), Some(5)))
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.expires), Some(Some(t0() + min(50))));
+    assert_eq!(stored(min(21)).await, Some(Some(t0() + min(50))));
+
+    // A throttle of an hour on a 30-minute life writes once half of it (15 minutes) has passed.
+    let got = m
+        .load_and_slide("sl", slide(min(34), Some(60)))
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.expires), Some(Some(t0() + min(50))));
+    let got = m
+        .load_and_slide("sl", slide(min(36), Some(60)))
+        .await
+        .unwrap();
+    assert_eq!(got.map(|r| r.expires), Some(Some(t0() + min(66))));
+
+    // A write gives the row a new lifetime, which the next slide keeps.
+    m.save(&row("sl", r#"{"k":2}"#, t0() + min(37)), t0() + min(36))
+        .await
+        .unwrap();
+    let got = m
+        .load_and_slide("sl", slide(min(36) + secs(30), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.map(|r| r.expires),
+        Some(Some(t0() + min(37) + secs(30)))
+    );
+
+    assert_eq!(
+        m.load_and_slide("none", slide(min(0), None)).await.unwrap(),
+        None
+    );
+    m.save(&row("old", "{}", t0() - secs(1)), t0() - min(30))
+        .await
+        .unwrap();
+    for touch_after in [None, Some(5)] {
+        let got = m.load_and_slide("old", slide(min(0), touch_after)).await;
+        assert_eq!(got.unwrap(), None);
+    }
+    assert_eq!(load(ctx, "old", t0()).await, None, "not revived");
 }
 
 /// One sweep in small batches removes every expired row and no other.

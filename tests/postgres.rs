@@ -77,12 +77,28 @@ backend_suites!(PgPool, make_with, make_schema, make_rel);
 /// the row back, and every call after the destroy committed finds no session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destroy_committing_during_a_throttled_slide_stays_destroyed() {
+    let hour = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    destroy_during_a_slide("cte_destroy_race", Some(hour), "WITH touched AS%").await;
+}
+
+/// The same interleaving for the slide by the session's own lifetime (`get_and_touch(sid,
+/// None)`, what tower-sessions does): a read, then a touch whose `UPDATE` waits for the destroy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_committing_during_a_slide_by_lifetime_stays_destroyed() {
+    destroy_during_a_slide("lifetime_destroy_race", None, "UPDATE %").await;
+}
+
+async fn destroy_during_a_slide(
+    name: &str,
+    slide_to: Option<chrono::DateTime<chrono::Utc>>,
+    statement: &str,
+) {
     use sqlx::Connection;
 
     let Some(pool) = db::postgres().await else {
         return;
     };
-    let table = db::unique_table("cte_destroy_race");
+    let table = db::unique_table(name);
     let model = ConnectSession::options(pool.clone())
         .table(&table)
         .auto()
@@ -96,6 +112,13 @@ async fn a_destroy_committing_during_a_throttled_slide_stays_destroyed() {
     // Ten seconds left of an hour: the touch is due, so the UPDATE needs the row's lock.
     let soon = chrono::Utc::now() + chrono::TimeDelta::seconds(10);
     store.set("s", &data, Some(soon)).await.unwrap();
+    // Last written an hour ago, so a slide by the session's own lifetime is due too.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE \"{table}\" SET \"updatedAt\" = now() - interval '1 hour'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
 
     let mut destroyer =
         sqlx::PgConnection::connect(&db::server_url("POSTGRES_URL", db::DEFAULT_POSTGRES_URL))
@@ -110,15 +133,16 @@ async fn a_destroy_committing_during_a_throttled_slide_stays_destroyed() {
 
     let sliding = tokio::spawn({
         let store = store.clone();
-        async move { store.get_and_touch("s", None).await }
+        async move { store.get_and_touch("s", slide_to).await }
     });
     // Wait (30 s at most) until the statement waits for the destroy's lock.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let (waiting,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-             AND query LIKE 'WITH touched AS%'",
+             AND query LIKE $1",
         )
+        .bind(statement)
         .fetch_one(&pool)
         .await
         .unwrap();

@@ -203,3 +203,35 @@ async fn the_models_debug_names_dialect_and_table() {
     );
     ctx.finish().await;
 }
+
+/// A table that keeps no `updatedAt` (made by hand, found by `discover`) cannot tell a
+/// session's lifetime: a slide by the session's own lifetime goes to now + the ttl there.
+#[tokio::test]
+async fn a_slide_on_a_table_without_updated_at_goes_to_the_ttl() {
+    let pool = db::sqlite("slide_without_updated_at").await;
+    sqlx::raw_sql(
+        "CREATE TABLE \"sessions\" (\"sid\" VARCHAR(255) NOT NULL PRIMARY KEY, \
+         \"expires\" DATETIME, \"data\" TEXT)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let model = ConnectSession::discover_table(pool.clone(), "sessions")
+        .await
+        .unwrap();
+    let ttl = std::time::Duration::from_secs(3600);
+    let store = sequelstore::Store::with_model(model)
+        .with_sweep_interval(None)
+        .with_ttl(ttl);
+    let data = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    let soon = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
+    store.set("s", &data, Some(soon)).await.unwrap();
+    let before = store.now();
+    let slid = store.get_and_touch("s", None).await.unwrap().unwrap();
+    let expires = slid.expires.unwrap();
+    assert!(
+        expires >= before + chrono::TimeDelta::minutes(59),
+        "{expires}"
+    );
+    assert_eq!(store.get("s").await.unwrap().unwrap().expires, Some(expires));
+}

@@ -111,6 +111,7 @@ macro_rules! backend_suite {
                 tampered_or_unknown_cookie_is_a_fresh_session,
                 create_never_overwrites_and_save_never_inserts,
                 sliding_expiry_slides_on_load_without_a_write_back,
+                sliding_expiry_keeps_the_frameworks_inactivity_timeout,
             );
         }
     };
@@ -609,30 +610,85 @@ mod cases {
         assert_eq!(store.model().backend().rows(&table).await, 1);
     }
 
-    /// With `with_sliding_expiry`, loading a session slides its expiry to now + ttl in the
-    /// load itself; with `Expiry::OnSessionEnd`, tower-sessions writes nothing back for a
-    /// request that changes nothing.
+    /// With `with_sliding_expiry`, loading a session slides its expiry forward by the time
+    /// since its last write, keeping the lifetime tower-sessions gave it; with
+    /// `Expiry::OnSessionEnd`, tower-sessions writes nothing back for a request that changes
+    /// nothing.
     pub(super) async fn sliding_expiry_slides_on_load_without_a_write_back<B: Raw>(
         store: SqlStore<B>,
     ) {
+        let clock = Shifted::default();
         let store = store
             .with_ttl(std::time::Duration::from_secs(3600))
+            .with_clock(clock.clone())
             .with_sliding_expiry(true);
         let app = app(store.clone(), Expiry::OnSessionEnd, Gate::default());
         let c = sign_in(&app, "carol").await;
-        // Pretend the session was last seen a while ago: five minutes left.
-        let soon = Utc::now() + chrono::Duration::minutes(5);
-        assert!(store.touch(sid(&c), Some(soon)).await.expect("touch"));
+        let signed_in = store.get(sid(&c)).await.expect("get").expect("stored");
 
-        let before = Utc::now();
+        // An hour later the session is loaded: its expiry moves an hour on, to the lifetime
+        // tower-sessions gave it (two weeks from the last write), not to the store's ttl.
+        clock.advance(chrono::Duration::hours(1));
         let r = ok(&app, "/whoami", Some(&c)).await;
         assert_eq!(r.body, "user:carol");
         let stored = store.get(sid(&c)).await.expect("get").expect("stored");
-        let expires = stored.expires.expect("an expiry");
+        let moved = stored.expires.expect("an expiry") - signed_in.expires.expect("an expiry");
         assert!(
-            expires >= before + chrono::Duration::minutes(59),
-            "{expires}"
+            (moved - chrono::Duration::hours(1)).num_seconds().abs() < 60,
+            "moved by {moved}"
         );
         assert_eq!(stored.data, data(serde_json::json!({ "user": "carol" })));
+    }
+
+    /// Issue 12 item 8: with `Expiry::OnInactivity(30 min)` and sliding expiry, each load gives
+    /// the session 30 more minutes, not the store's 14-day ttl, so a stolen cookie dies 30
+    /// minutes after its last use, in the store as in the browser.
+    pub(super) async fn sliding_expiry_keeps_the_frameworks_inactivity_timeout<B: Raw>(
+        store: SqlStore<B>,
+    ) {
+        let clock = Shifted::default();
+        let store = store
+            .with_clock(clock.clone())
+            .with_touch_after(std::time::Duration::from_secs(60))
+            .with_sliding_expiry(true);
+        assert_eq!(store.ttl(), std::time::Duration::from_secs(14 * 24 * 3600));
+        let half_hour = Expiry::OnInactivity(time::Duration::minutes(30));
+        let app = app(store.clone(), half_hour, Gate::default());
+        let c = sign_in(&app, "dora").await;
+
+        // Used every 20 minutes for two hours: alive, and never more than 30 minutes to live.
+        for _ in 0..6 {
+            clock.advance(chrono::Duration::minutes(20));
+            let now = store.now();
+            assert_eq!(ok(&app, "/whoami", Some(&c)).await.body, "user:dora");
+            let stored = store.get(sid(&c)).await.expect("get").expect("stored");
+            let left = stored.expires.expect("an expiry") - now;
+            assert!(
+                left <= chrono::Duration::minutes(31) && left >= chrono::Duration::minutes(29),
+                "{left} to live"
+            );
+        }
+        // Left alone for 31 minutes: gone, for the cookie's holder too.
+        clock.advance(chrono::Duration::minutes(31));
+        assert!(store.get(sid(&c)).await.expect("get").is_none());
+        assert_eq!(ok(&app, "/whoami", Some(&c)).await.body, "user:-");
+    }
+}
+
+/// The system clock moved forward by a settable amount: the store's idea of now, without
+/// waiting.
+#[derive(Clone, Debug, Default)]
+struct Shifted(Arc<std::sync::Mutex<chrono::Duration>>);
+
+impl Shifted {
+    fn advance(&self, by: chrono::Duration) {
+        let mut shift = self.0.lock().expect("the clock's lock is not poisoned");
+        *shift += by;
+    }
+}
+
+impl sequelstore::Clock for Shifted {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + *self.0.lock().expect("the clock's lock is not poisoned")
     }
 }

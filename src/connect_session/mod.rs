@@ -17,8 +17,10 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use options::TableOptions;
 use statements::Statements;
 
-use crate::model::{Capabilities, Created, SessionModel, SessionRow, Sweep, load_then_touch};
-use crate::sql::{Arg, Args, Backend, Param, RawRow, Repeat, Statement};
+use crate::model::{
+    Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, load_then_touch, slide_loaded,
+};
+use crate::sql::{Arg, Args, Backend, Column, Param, RawRow, Repeat, Statement};
 use crate::{Error, Result};
 
 /// The table name `Store::auto` creates and `Store::discover` looks for first.
@@ -217,22 +219,33 @@ impl<B: Backend> ConnectSession<B> {
     }
 
     fn decode(&self, raw: RawRow) -> Result<SessionRow> {
+        Ok(self.decode_written(raw)?.0)
+    }
+
+    /// A row and the time of its last write, where the statement selected it.
+    fn decode_written(&self, raw: RawRow) -> Result<(SessionRow, Option<DateTime<Utc>>)> {
         let RawRow {
             sid,
             data,
             expires,
             version,
+            written,
         } = raw;
-        let expires = match self.backend.dialect().decode_time(expires, self.offset) {
+        let dialect = self.backend.dialect();
+        let expires = match dialect.decode_time(expires, self.offset) {
             Ok(t) => t,
             Err(message) => return Err(Error::decode(sid, "expires", message)),
+        };
+        let written = match dialect.decode_time(written, self.offset) {
+            Ok(t) => t,
+            Err(message) => return Err(Error::decode(sid, Column::UpdatedAt.name(), message)),
         };
         let Some(data) = data else {
             return Err(Error::decode(sid, "data", "it is NULL"));
         };
         let mut row = SessionRow::new(sid, data, expires);
-        row.version = version;
-        Ok(row)
+        row.version = version.filter(|_| self.table.has_version);
+        Ok((row, written))
     }
 }
 
@@ -333,6 +346,28 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
         }
         let rows = self.write_returning(stmt, &args).await?;
         rows.into_iter().next().map(|r| self.decode(r)).transpose()
+    }
+
+    async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
+        let Some(stmt) = &self.stmts.load_written else {
+            // No `updatedAt`: the lifetime is unknown, so the slide goes to the fallback.
+            let Some(row) = self.load(sid, slide.now).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(slide_loaded(self, row, None, &slide).await?));
+        };
+        let args = self.sid_args(sid, slide.now);
+        let Some(raw) = self
+            .backend
+            .fetch_rows(stmt, &args)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let (row, written) = self.decode_written(raw)?;
+        Ok(Some(slide_loaded(self, row, written, &slide).await?))
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {

@@ -7,6 +7,8 @@ use crate::sql::{Column, Dialect, Param, Statement, StatementBuilder, SweepLock}
 #[derive(Debug)]
 pub(super) struct Statements {
     pub(super) load: Statement,
+    /// The live row with the time of its last write, on a table that has `updatedAt`.
+    pub(super) load_written: Option<Statement>,
     pub(super) create: Statement,
     pub(super) save: Statement,
     pub(super) update: Statement,
@@ -45,6 +47,7 @@ impl Statements {
         let w = Writer::new(d, t);
         Statements {
             load: w.select(true),
+            load_written: w.select_written(),
             create: w.insert(d.on_conflict_do_nothing()),
             save: w.insert(Some(d.upsert(&w.sid, &w.upsert_assignments()))),
             update: w.update(false),
@@ -179,6 +182,20 @@ impl<'d> Writer<'d> {
             self.live(&mut b);
         }
         b.build()
+    }
+
+    /// The live row `sid` with its version (or a `0`) and `updatedAt`, for a slide by the
+    /// row's own lifetime; `None` on a table without `updatedAt`.
+    fn select_written(&self) -> Option<Statement> {
+        let updated_at = self.updated_at.as_ref()?;
+        let version = self.version.as_deref().unwrap_or(self.d.zero_version());
+        let (sid, data, expires) = (&self.sid, &self.data, &self.expires);
+        let mut b = self.plain(&format!(
+            "SELECT {sid}, {data}, {expires}, {version}, {updated_at} FROM {}",
+            self.table
+        ));
+        self.where_live_sid(&mut b);
+        Some(b.build())
     }
 
     /// Update-only: new data and expiry for the live row, and with `if_version` only when the
@@ -347,6 +364,7 @@ mod tests {
         let s = Statements::new(d, t);
         let mut all: Vec<(&str, Option<&Statement>)> = vec![
             ("load", Some(&s.load)),
+            ("load_written", s.load_written.as_ref()),
             ("create", Some(&s.create)),
             ("save", Some(&s.save)),
             ("update", Some(&s.update)),

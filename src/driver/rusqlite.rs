@@ -82,6 +82,11 @@ fn owned(stmt: &Statement, args: &Args<'_>) -> Result<Vec<Value>> {
 }
 
 /// Reads a column as text whatever its storage class, as the sqlx backend does.
+/// Column `i` as a time, in the text form SQLite keeps.
+fn time(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<RawTime> {
+    Ok(text(row, i)?.map_or(RawTime::Null, RawTime::Text))
+}
+
 fn text(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
     Ok(match row.get_ref(i)? {
         rusqlite::types::ValueRef::Null => None,
@@ -114,17 +119,20 @@ impl Backend for RusqliteConnection {
         let (sql, values) = (stmt.shared_sql(), owned(stmt, args)?);
         self.call(move |conn| {
             let mut st = conn.prepare_cached(&sql)?;
-            let versioned = RawRow::has_version(st.column_count());
+            let columns = st.column_count();
             let rows = st.query_map(params_from_iter(values), |row| {
-                let raw = RawRow::new(
+                let mut raw = RawRow::new(
                     text(row, 0)?.unwrap_or_default(),
                     text(row, 1)?,
-                    text(row, 2)?.map_or(RawTime::Null, RawTime::Text),
+                    time(row, 2)?,
                 );
-                Ok(match versioned {
-                    true => raw.with_version(Some(row.get(3)?)),
-                    false => raw,
-                })
+                if RawRow::has_version(columns) {
+                    raw = raw.with_version(Some(row.get(3)?));
+                }
+                if RawRow::has_written(columns) {
+                    raw = raw.with_written(time(row, 4)?);
+                }
+                Ok(raw)
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })

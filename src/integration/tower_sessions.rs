@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`create`](SessionStore::create) (a new session, or a cycled id) | [`Store::create`]: insert only; on an id collision it draws a new [`Id`] and tries again, never overwriting |
 //! | [`save`](SessionStore::save) (a changed session that has an id) | [`Store::update`]: a session deleted or expired meanwhile stays gone, so a request finishing after sign-out does not sign the user back in |
-//! | [`load`](SessionStore::load) | [`Store::get`]: an expired session is never returned; with [`Store::with_sliding_expiry`], [`Store::get_and_touch`]: the expiry slides in the same statement |
+//! | [`load`](SessionStore::load) | [`Store::get`]: an expired session is never returned; with [`Store::with_sliding_expiry`], [`Store::get_and_touch`] with no expiry: the expiry slides by the lifetime tower-sessions gave the session at its last save (`Expiry::OnInactivity` is kept) |
 //! | [`delete`](SessionStore::delete) | [`Store::destroy`]: one statement |
 //! | [`delete_expired`](ExpiredDeletion::delete_expired) | [`Store::sweep`] |
 //!

@@ -1,10 +1,102 @@
-//! What a model gets for free: [`load_then_touch`] and [`delete_expired_in_batches`], the
-//! default bodies of two [`SessionModel`] methods, written over the others.
+//! What a model gets for free: [`load_then_touch`], [`slide_loaded`] and
+//! [`delete_expired_in_batches`], the default bodies of three [`SessionModel`] methods, written
+//! over the others, and [`Slide`], the rule of a load that slides by a session's own lifetime.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::{SessionModel, SessionRow, Sweep};
 use crate::Result;
+use crate::time::{earlier_by, later_by};
+
+/// How [`SessionModel::load_and_slide`] moves a session's expiry: forward by the lifetime its
+/// last write gave it, so that a session a framework wrote with 30 minutes to live has 30
+/// minutes from each load, not the store's ttl.
+///
+/// The lifetime is the stored expiry minus the time of the last write (Sequelize's `updatedAt`,
+/// which every write and touch sets). A row that does not record its last write, or has no
+/// expiry, slides to [`fallback`](Slide::fallback) instead. A slide never passes
+/// [`MAX_EXPIRY`](crate::MAX_EXPIRY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Slide {
+    /// The application clock's `now`.
+    pub now: DateTime<Utc>,
+    /// Where a row whose lifetime is unknown slides to: `now` + the store's ttl.
+    pub fallback: DateTime<Utc>,
+    /// The touch throttle: a row is written only once this much of its lifetime has passed
+    /// since its last write, and never later than half-way through it.
+    pub touch_after: Option<Duration>,
+}
+
+impl Slide {
+    /// A slide at `now`, to `fallback` where the lifetime is unknown, with the throttle
+    /// `touch_after`.
+    pub fn new(now: DateTime<Utc>, fallback: DateTime<Utc>, touch_after: Option<Duration>) -> Self {
+        Slide {
+            now,
+            fallback,
+            touch_after,
+        }
+    }
+
+    /// Where a row with expiry `expires`, last written at `written`, slides to.
+    pub fn target(
+        &self,
+        expires: Option<DateTime<Utc>>,
+        written: Option<DateTime<Utc>>,
+    ) -> DateTime<Utc> {
+        match (expires, written) {
+            (Some(expires), Some(written)) if expires > written => {
+                let lifetime = (expires - written).to_std().unwrap_or(Duration::ZERO);
+                later_by(self.now, lifetime)
+            }
+            _ => self.fallback,
+        }
+    }
+
+    /// The throttle of a slide to `to`, as [`SessionModel::touch`] takes it: the stored expiry
+    /// must be before this time. The throttle is at most half of the life the slide gives, so
+    /// that a session in use is written before it expires.
+    pub fn only_if_before(&self, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        throttle_limit(self.now, to, self.touch_after)
+    }
+}
+
+/// The throttle condition for a touch at `now` to `expires` with `touch_after`: the stored
+/// expiry must be before it. It is at most half of the life the touch gives.
+pub(crate) fn throttle_limit(
+    now: DateTime<Utc>,
+    expires: DateTime<Utc>,
+    touch_after: Option<Duration>,
+) -> Option<DateTime<Utc>> {
+    touch_after.map(|after| {
+        let life = (expires - now).to_std().unwrap_or(Duration::ZERO);
+        earlier_by(expires, after.min(life / 2))
+    })
+}
+
+/// The rest of [`SessionModel::load_and_slide`] once the live row is loaded, for any model:
+/// slide `row` by [`Slide`]'s rule when the throttle says it is due, with one
+/// [`touch`](SessionModel::touch), and return it as it is after. `written` is when the row was
+/// last written, where the model knows it; `None` slides to [`Slide::fallback`].
+///
+/// # Errors
+/// As [`SessionModel::touch`].
+pub async fn slide_loaded<M: SessionModel + ?Sized>(
+    model: &M,
+    mut row: SessionRow,
+    written: Option<DateTime<Utc>>,
+    slide: &Slide,
+) -> Result<SessionRow> {
+    let to = slide.target(row.expires, written);
+    let limit = slide.only_if_before(to);
+    if touch_is_due(row.expires, limit) && model.touch(&row.sid, to, slide.now, limit).await? {
+        row.expires = Some(to);
+    }
+    Ok(row)
+}
 
 /// Whether a throttled touch would write a row whose expiry is `stored`: always without a
 /// throttle, and for a row without expiry; otherwise when `stored` is before `only_if_before`.

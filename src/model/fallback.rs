@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::task::AbortHandle;
 
-use super::{Capabilities, Created, MemoryModel, SessionModel, SessionRow, Sweep};
+use super::{Capabilities, Created, MemoryModel, SessionModel, SessionRow, Slide, Sweep};
 use crate::Result;
 
 /// Makes the model asked for; tried again while the database cannot be reached.
@@ -194,6 +194,15 @@ impl<M: SessionModel> SessionModel for Fallback<M> {
         self.memory
             .load_and_touch(sid, expires, now, only_if_before)
             .await
+    }
+
+    async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
+        if let Some(m) = self.primary.get()
+            && let Some(row) = m.load_and_slide(sid, slide).await?
+        {
+            return Ok(Some(row));
+        }
+        self.memory.load_and_slide(sid, slide).await
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Capabilities, Created, SessionModel, SessionRow, touch_is_due};
+use super::{Capabilities, Created, SessionModel, SessionRow, Slide, touch_is_due};
 use crate::{Error, Result};
 
 /// A [`SessionModel`] that keeps sessions in memory, in this process only.
@@ -17,7 +17,20 @@ use crate::{Error, Result};
 /// when the process ends and are not shared between instances.
 #[derive(Debug, Default)]
 pub struct MemoryModel {
-    rows: Mutex<HashMap<String, SessionRow>>,
+    rows: Mutex<HashMap<String, Stored>>,
+}
+
+/// A stored row and when it was last written (created, saved, updated or touched).
+#[derive(Debug)]
+struct Stored {
+    row: SessionRow,
+    written: DateTime<Utc>,
+}
+
+impl Stored {
+    fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.row.is_live(now)
+    }
 }
 
 impl MemoryModel {
@@ -31,7 +44,7 @@ impl MemoryModel {
         self.rows().contains_key(sid)
     }
 
-    fn rows(&self) -> MutexGuard<'_, HashMap<String, SessionRow>> {
+    fn rows(&self) -> MutexGuard<'_, HashMap<String, Stored>> {
         // Every critical section below leaves the map consistent, so a panic elsewhere while the
         // lock was held cannot have broken it: go on with the data.
         self.rows.lock().unwrap_or_else(PoisonError::into_inner)
@@ -45,25 +58,29 @@ impl SessionModel for MemoryModel {
     }
 
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
-        Ok(self.rows().get(sid).filter(|r| r.is_live(now)).cloned())
+        Ok(self
+            .rows()
+            .get(sid)
+            .filter(|r| r.is_live(now))
+            .map(|r| r.row.clone()))
     }
 
-    async fn create(&self, row: &SessionRow, _now: DateTime<Utc>) -> Result<Created> {
+    async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
         let mut rows = self.rows();
         if rows.contains_key(&row.sid) {
             return Ok(Created::AlreadyExists);
         }
-        rows.insert(row.sid.clone(), stored(row, 0));
+        rows.insert(row.sid.clone(), stored(row, 0, now));
         Ok(Created::Inserted)
     }
 
-    async fn save(&self, row: &SessionRow, _now: DateTime<Utc>) -> Result<()> {
+    async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
         let mut rows = self.rows();
         let version = rows
             .get(&row.sid)
-            .and_then(|r| r.version)
+            .and_then(|r| r.row.version)
             .map_or(0, |v| v + 1);
-        rows.insert(row.sid.clone(), stored(row, version));
+        rows.insert(row.sid.clone(), stored(row, version, now));
         Ok(())
     }
 
@@ -72,7 +89,7 @@ impl SessionModel for MemoryModel {
         let Some(current) = rows.get_mut(&row.sid).filter(|r| r.is_live(now)) else {
             return Ok(false);
         };
-        let found = current.version.unwrap_or(0);
+        let found = current.row.version.unwrap_or(0);
         if let Some(expected) = row.version
             && expected != found
         {
@@ -82,7 +99,7 @@ impl SessionModel for MemoryModel {
                 found,
             });
         }
-        *current = stored(row, found + 1);
+        *current = stored(row, found + 1, now);
         Ok(true)
     }
 
@@ -97,11 +114,25 @@ impl SessionModel for MemoryModel {
         let Some(stored) = rows.get_mut(sid).filter(|r| r.is_live(now)) else {
             return Ok(false);
         };
-        let due = touch_is_due(stored.expires, only_if_before);
+        let due = touch_is_due(stored.row.expires, only_if_before);
         if due {
-            stored.expires = Some(expires);
+            stored.row.expires = Some(expires);
+            stored.written = now;
         }
         Ok(due)
+    }
+
+    async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
+        let mut rows = self.rows();
+        let Some(stored) = rows.get_mut(sid).filter(|r| r.is_live(slide.now)) else {
+            return Ok(None);
+        };
+        let to = slide.target(stored.row.expires, Some(stored.written));
+        if touch_is_due(stored.row.expires, slide.only_if_before(to)) {
+            stored.row.expires = Some(to);
+            stored.written = slide.now;
+        }
+        Ok(Some(stored.row.clone()))
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {
@@ -114,7 +145,7 @@ impl SessionModel for MemoryModel {
             .values()
             .filter(|r| !r.is_live(now))
             .take(limit as usize)
-            .map(|r| r.sid.clone())
+            .map(|r| r.row.sid.clone())
             .collect();
         for sid in &doomed {
             rows.remove(sid);
@@ -131,7 +162,7 @@ impl SessionModel for MemoryModel {
             .rows()
             .values()
             .filter(|r| r.is_live(now))
-            .cloned()
+            .map(|r| r.row.clone())
             .collect())
     }
 
@@ -143,9 +174,9 @@ impl SessionModel for MemoryModel {
     }
 }
 
-/// `row` as stored at `version`.
-fn stored(row: &SessionRow, version: i64) -> SessionRow {
+/// `row` as stored at `version`, written at `now`.
+fn stored(row: &SessionRow, version: i64, now: DateTime<Utc>) -> Stored {
     let mut row = row.clone();
     row.version = Some(version);
-    row
+    Stored { row, written: now }
 }

@@ -8,7 +8,8 @@ mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use defaults::{delete_expired_in_batches, load_then_touch, touch_is_due};
+pub(crate) use defaults::throttle_limit;
+pub use defaults::{Slide, delete_expired_in_batches, load_then_touch, slide_loaded, touch_is_due};
 pub use fallback::Fallback;
 pub use memory::MemoryModel;
 
@@ -287,6 +288,26 @@ pub trait SessionModel: Send + Sync + 'static {
         only_if_before: Option<DateTime<Utc>>,
     ) -> Result<Option<SessionRow>> {
         load_then_touch(self, sid, expires, now, only_if_before).await
+    }
+
+    /// Loads the live row `sid` and slides its expiry forward by the lifetime its last write
+    /// gave it ([`Slide`]: `now + (expires - last write)`, with the throttle measured against
+    /// that lifetime), returning the row as it is after: the load of a web framework that
+    /// decides a session's lifetime itself (tower-sessions' `Expiry::OnInactivity`), so that a
+    /// slide keeps the framework's rule instead of stretching the session to the store's ttl.
+    /// A missing or expired row is `None` and stays so.
+    ///
+    /// The default loads, then slides to [`Slide::fallback`] with one touch when due
+    /// ([`slide_loaded`]): it cannot know when a row was last written. A model that records it
+    /// (as `ConnectSession` does in `updatedAt`) overrides this to slide by it.
+    ///
+    /// # Errors
+    /// As [`load`](SessionModel::load) and [`touch`](SessionModel::touch).
+    async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
+        match self.load(sid, slide.now).await? {
+            Some(row) => Ok(Some(slide_loaded(self, row, None, &slide).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Deletes the row `sid`, live or expired, and returns whether there was one.

@@ -157,6 +157,12 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         b.push(&format!("{sid} = ")).arg(arg);
     }
 
+    /// A `0` of the version column's type (`BIGINT`), selected in its place by a read that
+    /// needs a fifth column from a table that keeps no version.
+    fn zero_version(&self) -> &'static str {
+        "CAST(0 AS BIGINT)"
+    }
+
     /// Whether the database lets one writer in at a time, so that a model queues its writes
     /// in the process rather than at the database's lock.
     fn single_writer(&self) -> bool {

@@ -90,8 +90,10 @@ pub enum RawTime {
     Naive(NaiveDateTime),
 }
 
-/// A session row as the database returned it: `sid, data, expires` and, for a versioned
-/// table, `version`. Its `Debug` shows the id shortened and the data's length only.
+/// A session row as the database returned it: `sid, data, expires`, then `version` from a
+/// versioned table, then the time of the last write (`updatedAt`) for a read that asks for it
+/// (with a `0` in the version's place when the table keeps none). Its `Debug` shows the id
+/// shortened and the data's length only.
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RawRow {
@@ -103,6 +105,8 @@ pub struct RawRow {
     pub expires: RawTime,
     /// The `version` column, when the statement selected it.
     pub version: Option<i64>,
+    /// The `updatedAt` column, when the statement selected it; [`RawTime::Null`] otherwise.
+    pub written: RawTime,
 }
 
 impl std::fmt::Debug for RawRow {
@@ -115,6 +119,7 @@ impl std::fmt::Debug for RawRow {
             )
             .field("expires", &self.expires)
             .field("version", &self.version)
+            .field("written", &self.written)
             .finish()
     }
 }
@@ -127,13 +132,25 @@ impl RawRow {
             data,
             expires,
             version: None,
+            written: RawTime::Null,
         }
     }
 
-    /// Whether a row of `columns` columns holds a version: reads select `sid, data, expires`,
-    /// and `version` after them from a versioned table.
+    /// Whether a row of `columns` columns holds a version in its fourth column: reads select
+    /// `sid, data, expires`, and `version` after them from a versioned table.
     pub fn has_version(columns: usize) -> bool {
-        columns == 4
+        columns >= 4
+    }
+
+    /// Whether a row of `columns` columns holds the time of its last write in its fifth column.
+    pub fn has_written(columns: usize) -> bool {
+        columns >= 5
+    }
+
+    /// The same row with the time of its last write.
+    pub fn with_written(mut self, written: RawTime) -> Self {
+        self.written = written;
+        self
     }
 
     /// The same row with a `version` column.

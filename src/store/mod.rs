@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::redact;
 use crate::model::SessionModel;
 use crate::serializer::{Json, Serializer, SessionData};
-use crate::time::{MAX_EXPIRY, earlier_by, later_by, to_millis};
+use crate::time::{MAX_EXPIRY, later_by, to_millis};
 
 use sweeper::Sweeper;
 
@@ -190,10 +190,14 @@ impl<M: SessionModel> Store<M> {
         self
     }
 
-    /// Slide a session's expiry to now + ttl whenever a web adapter loads it, in the same
-    /// statement as the load where the database allows ([`Store::get_and_touch`]) and honouring
-    /// [`Store::with_touch_after`]. With tower-sessions, pair it with `Expiry::OnSessionEnd`
-    /// so that an unchanged session is not written back on every request.
+    /// Slide a session's expiry whenever the tower-sessions adapter loads it
+    /// ([`Store::get_and_touch`] with no expiry), honouring [`Store::with_touch_after`]. The
+    /// slide keeps the lifetime the session's last write gave it (`expires - updatedAt`): with
+    /// `Expiry::OnInactivity(30 min)` a session has 30 minutes from each load, and with
+    /// `Expiry::OnSessionEnd` tower-sessions' two weeks; a table without `updatedAt` slides to
+    /// now + ttl. Pair it with `OnInactivity` or `OnSessionEnd`, not with a fixed
+    /// `Expiry::AtDateTime`, which the store cannot tell from a lifetime. With `OnSessionEnd`
+    /// an unchanged session is not written back on every request.
     pub fn with_sliding_expiry(mut self, yes: bool) -> Self {
         self.sliding = yes;
         self
@@ -333,9 +337,6 @@ impl<M: SessionModel> Store<M> {
     /// before it. The throttle is at most half of the life the touch gives, so that a session
     /// in use is written before it expires.
     fn throttle_limit(&self, now: DateTime<Utc>, expires: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.touch_after.map(|after| {
-            let life = (expires - now).to_std().unwrap_or(Duration::ZERO);
-            earlier_by(expires, after.min(life / 2))
-        })
+        crate::model::throttle_limit(now, expires, self.touch_after)
     }
 }

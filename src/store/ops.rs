@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{FRESH_ID_ATTEMPTS, MERGE_ATTEMPTS, Session, Store};
 use crate::error::redact;
-use crate::model::{Created, SessionModel, SessionRow, Sweep, check_sid};
+use crate::model::{Created, SessionModel, SessionRow, Slide, Sweep, check_sid};
 use crate::serializer::SessionData;
 use crate::{Error, Result};
 
@@ -28,9 +28,19 @@ impl<M: SessionModel> Store<M> {
         }
     }
 
-    /// The live session `sid` with its expiry slid to `expires` (or now + ttl), honouring the
-    /// touch throttle: [`Store::get`] and [`Store::touch`] in one call, and on PostgreSQL and
-    /// SQLite in one statement. The session comes back with the expiry it has after the touch.
+    /// The live session `sid` with its expiry slid, honouring the touch throttle:
+    /// [`Store::get`] and [`Store::touch`] in one call. The session comes back with the expiry
+    /// it has after the slide.
+    ///
+    /// - With `Some(expires)`, the expiry slides to `expires`, on PostgreSQL and SQLite in one
+    ///   statement.
+    /// - With `None`, it slides forward by the session's own lifetime, the one its last write
+    ///   gave it (`expires - updatedAt`; [`SessionModel::load_and_slide`]): a session written
+    ///   with 30 minutes to live has 30 minutes from each load, and the throttle is at most half
+    ///   of those 30 minutes. A row that does not record its last write (a table without
+    ///   `updatedAt`, a model that does not keep it) slides to now + the ttl. This is what the
+    ///   tower-sessions adapter does with [`Store::with_sliding_expiry`], so a framework's
+    ///   `Expiry::OnInactivity` is kept. A load that writes takes a second statement.
     ///
     /// # Errors
     /// As [`Store::get`].
@@ -42,12 +52,19 @@ impl<M: SessionModel> Store<M> {
         self.ensure_sweeper();
         check_sid(sid, self.max_sid_len)?;
         let now = self.now();
-        let expires = self.expiry_at(now, expires);
-        let only_if_before = self.throttle_limit(now, expires);
-        match self
-            .call(|| self.model.load_and_touch(sid, expires, now, only_if_before))
-            .await?
-        {
+        let loaded = match expires {
+            Some(expires) => {
+                let expires = self.expiry_at(now, Some(expires));
+                let only_if_before = self.throttle_limit(now, expires);
+                self.call(|| self.model.load_and_touch(sid, expires, now, only_if_before))
+                    .await?
+            }
+            None => {
+                let slide = Slide::new(now, self.expiry_at(now, None), self.touch_after);
+                self.call(|| self.model.load_and_slide(sid, slide)).await?
+            }
+        };
+        match loaded {
             // A second line of defence: a model that returned an expired row is not believed.
             Some(row) if row.is_live(now) => Ok(Some(self.decode(row)?)),
             _ => Ok(None),
@@ -667,6 +684,8 @@ mod tests {
             .returning(move |sid, _| Ok(Some(SessionRow::new(sid, "{}", Some(gone)))));
         mock.expect_load_and_touch()
             .returning(move |sid, _, _, _| Ok(Some(SessionRow::new(sid, "{}", Some(gone)))));
+        mock.expect_load_and_slide()
+            .returning(move |sid, _| Ok(Some(SessionRow::new(sid, "{}", Some(gone)))));
         mock.expect_list().returning(move |_| {
             Ok(vec![
                 SessionRow::new("old", "{}", Some(gone)),
@@ -676,6 +695,8 @@ mod tests {
         let store = quiet(mock);
         assert!(store.get("old").await.unwrap().is_none());
         assert!(store.get_and_touch("old", None).await.unwrap().is_none());
+        let later = Some(t0() + TimeDelta::days(1));
+        assert!(store.get_and_touch("old", later).await.unwrap().is_none());
         let all = store.all().await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].id, "live");
@@ -685,12 +706,34 @@ mod tests {
     async fn get_and_touch_hands_back_the_touched_session() {
         let mut mock = mock_model();
         let later = t0() + TimeDelta::days(14);
-        mock.expect_load_and_touch().returning(move |sid, _, _, _| {
-            Ok(Some(SessionRow::new(sid, r#"{"n":1}"#, Some(later))))
-        });
-        let session = quiet(mock).get_and_touch("s", None).await.unwrap().unwrap();
+        let given = t0() + TimeDelta::days(1);
+        mock.expect_load_and_touch()
+            .with(
+                eq("s"),
+                eq(given),
+                eq(t0()),
+                eq(Some(given - TimeDelta::minutes(1))),
+            )
+            .times(1)
+            .returning(move |sid, expires, _, _| {
+                Ok(Some(SessionRow::new(sid, r#"{"n":1}"#, Some(expires))))
+            });
+        // Without an expiry, the slide keeps the row's own lifetime, now + ttl where unknown.
+        let slide = Slide::new(t0(), later, Some(Duration::from_secs(60)));
+        mock.expect_load_and_slide()
+            .with(eq("s"), eq(slide))
+            .times(1)
+            .returning(move |sid, _| Ok(Some(SessionRow::new(sid, r#"{"n":1}"#, Some(later)))));
+        let store = quiet(mock).with_touch_after(Duration::from_secs(60));
+        let session = store.get_and_touch("s", None).await.unwrap().unwrap();
         assert_eq!((session.id.as_str(), session.expires), ("s", Some(later)));
         assert_eq!(session.data, data());
+        let session = store
+            .get_and_touch("s", Some(given))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.expires, Some(given));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use sequelstore::{Error, MemoryModel, SessionModel, SessionRow};
+use sequelstore::{Error, MemoryModel, SessionModel, SessionRow, Slide};
 
 use super::{Ctx, t0};
 
@@ -22,6 +22,8 @@ pub enum Op {
     Update(usize, u8, i64, Option<i64>),
     Touch(usize, i64, Option<i64>),
     LoadAndTouch(usize, i64, Option<i64>),
+    /// Load and slide by the row's own lifetime: the fallback and the throttle, in seconds.
+    LoadAndSlide(usize, i64, Option<u64>),
     Destroy(usize),
     DeleteExpired,
     Count,
@@ -44,6 +46,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (sid.clone(), ttl, proptest::option::of(-5i64..30)).prop_map(|(s, t, th)| Op::Touch(s, t, th)),
         2 => (sid.clone(), -5i64..30, proptest::option::of(-5i64..30))
             .prop_map(|(s, t, th)| Op::LoadAndTouch(s, t, th)),
+        2 => (sid.clone(), 1i64..30, proptest::option::of(0u64..30))
+            .prop_map(|(s, t, th)| Op::LoadAndSlide(s, t, th)),
         1 => sid.prop_map(Op::Destroy),
         1 => Just(Op::DeleteExpired),
         1 => Just(Op::Count),
@@ -124,6 +128,15 @@ async fn apply<M: SessionModel + ?Sized>(
             .await?
             .map(|r| flat(r, versions)),
         ),
+        Op::LoadAndSlide(i, fallback, throttle) => {
+            let touch_after = throttle.map(std::time::Duration::from_secs);
+            let slide = Slide::new(now, now + TimeDelta::seconds(*fallback), touch_after);
+            Out::Row(
+                m.load_and_slide(s(i), slide)
+                    .await?
+                    .map(|r| flat(r, versions)),
+            )
+        }
         Op::Destroy(i) => Out::Flag(m.destroy(s(i)).await?),
         Op::DeleteExpired => Out::Count(m.delete_expired(now, 1000).await?),
         Op::Count => Out::Count(m.count(now).await?),

@@ -3,6 +3,9 @@
 -- load (sid, sid, now)
 SELECT `sid`, `data`, `expires` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
 
+-- load_written (sid, sid, now)
+SELECT `sid`, `data`, `expires`, CAST(0 AS SIGNED), `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
 -- create (sid, data, expires, now, now)
 INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);
 
@@ -62,6 +65,9 @@ INSERT IGNORE INTO `sequelstore_locks` (name) VALUES ('sweep:ConnectSession');
 
 -- load (sid, sid, now)
 SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- load_written (sid, sid, now)
+SELECT `sid`, `data`, `expires`, `version`, `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
 
 -- create (sid, data, expires, now, now)
 INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);

@@ -3,6 +3,9 @@
 -- load (sid, now)
 SELECT "sid", "data", "expires" FROM "ConnectSession" WHERE "sid" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
 
+-- load_written (sid, now)
+SELECT "sid", "data", "expires", CAST(0 AS BIGINT), "updatedAt" FROM "ConnectSession" WHERE "sid" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
+
 -- create (sid, data, expires, now)
 INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT ("sid") DO NOTHING;
 
@@ -59,6 +62,9 @@ DELETE FROM "ConnectSession" WHERE rowid > ?1 AND +"expires" <= ?2;
 
 -- load (sid, now)
 SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE "sid" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
+
+-- load_written (sid, now)
+SELECT "sid", "data", "expires", "version", "updatedAt" FROM "ConnectSession" WHERE "sid" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
 
 -- create (sid, data, expires, now)
 INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT ("sid") DO NOTHING;

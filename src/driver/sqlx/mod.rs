@@ -7,7 +7,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Connection, Database, Executor, IntoArguments, Pool, Row};
 
-use crate::sql::{Arg, Args, Backend, ColumnInfo, ConnectUrl, Dialect, RawRow, RowLock, Statement};
+use crate::sql::{
+    Arg, Args, Backend, ColumnInfo, ConnectUrl, Dialect, RawRow, RawTime, RowLock, Statement,
+};
 use crate::{Error, Result};
 
 #[cfg(feature = "mysql")]
@@ -35,11 +37,20 @@ pub trait SqlxDatabase: Database {
     ) -> Query<'q, Self, Self::Arguments>;
 
     /// Reads `sid, data, expires` from a row: the first three columns of a
-    /// [`RawRow`]; a fourth, when selected, is read as the version.
+    /// [`RawRow`]; a fourth and fifth, when selected, are read as the version and the last
+    /// write by [`decode_int`](SqlxDatabase::decode_int) and
+    /// [`decode_time`](SqlxDatabase::decode_time).
     ///
     /// # Errors
     /// The driver's decode error.
     fn decode_row(row: &Self::Row) -> std::result::Result<RawRow, sqlx::Error>;
+
+    /// Reads the time in column `index` (the last write of a row, after `sid, data, expires,
+    /// version`).
+    ///
+    /// # Errors
+    /// The driver's decode error.
+    fn decode_time(row: &Self::Row, index: usize) -> std::result::Result<RawTime, sqlx::Error>;
 
     /// Reads one row of the dialect's [`catalog`](Dialect::catalog) query.
     ///
@@ -100,11 +111,14 @@ where
         let rows = retire_if_read_only(&mut conn, ran)?;
         rows.iter()
             .map(|row| {
-                let raw = DB::decode_row(row)?;
-                Ok(match RawRow::has_version(row.len()) {
-                    true => raw.with_version(Some(DB::decode_int(row, 3)?)),
-                    false => raw,
-                })
+                let mut raw = DB::decode_row(row)?;
+                if RawRow::has_version(row.len()) {
+                    raw = raw.with_version(Some(DB::decode_int(row, 3)?));
+                }
+                if RawRow::has_written(row.len()) {
+                    raw = raw.with_written(DB::decode_time(row, 4)?);
+                }
+                Ok(raw)
             })
             .collect()
     }

@@ -31,13 +31,17 @@ impl SqlxDatabase for MySql {
     }
 
     fn decode_row(row: &MySqlRow) -> Result<RawRow, sqlx::Error> {
-        let expires: Option<NaiveDateTime> = row.try_get(2)?;
         Ok(RawRow::new(
             row.try_get(0)?,
             // Unchecked: a TEXT column of a binary collation is reported as a BLOB.
             row.try_get_unchecked(1)?,
-            expires.map_or(RawTime::Null, RawTime::Naive),
+            Self::decode_time(row, 2)?,
         ))
+    }
+
+    fn decode_time(row: &MySqlRow, index: usize) -> Result<RawTime, sqlx::Error> {
+        let t: Option<NaiveDateTime> = row.try_get(index)?;
+        Ok(t.map_or(RawTime::Null, RawTime::Naive))
     }
 
     fn decode_column(row: &MySqlRow) -> Result<ColumnInfo, sqlx::Error> {

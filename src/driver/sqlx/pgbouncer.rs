@@ -164,11 +164,14 @@ impl Backend for PgBouncerPool {
             .await?;
         rows.iter()
             .map(|row| {
-                let raw = Postgres::decode_row(row)?;
-                Ok(match RawRow::has_version(row.len()) {
-                    true => raw.with_version(Some(Postgres::decode_int(row, 3)?)),
-                    false => raw,
-                })
+                let mut raw = Postgres::decode_row(row)?;
+                if RawRow::has_version(row.len()) {
+                    raw = raw.with_version(Some(Postgres::decode_int(row, 3)?));
+                }
+                if RawRow::has_written(row.len()) {
+                    raw = raw.with_written(Postgres::decode_time(row, 4)?);
+                }
+                Ok(raw)
             })
             .collect()
     }

@@ -31,12 +31,16 @@ impl SqlxDatabase for Postgres {
     }
 
     fn decode_row(row: &PgRow) -> Result<RawRow, sqlx::Error> {
-        let expires: Option<DateTime<Utc>> = row.try_get(2)?;
         Ok(RawRow::new(
             row.try_get(0)?,
             row.try_get(1)?,
-            expires.map_or(RawTime::Null, RawTime::Utc),
+            Self::decode_time(row, 2)?,
         ))
+    }
+
+    fn decode_time(row: &PgRow, index: usize) -> Result<RawTime, sqlx::Error> {
+        let t: Option<DateTime<Utc>> = row.try_get(index)?;
+        Ok(t.map_or(RawTime::Null, RawTime::Utc))
     }
 
     fn decode_column(row: &PgRow) -> Result<ColumnInfo, sqlx::Error> {

@@ -37,12 +37,16 @@ impl SqlxDatabase for Sqlite {
     fn decode_row(row: &SqliteRow) -> Result<RawRow, sqlx::Error> {
         // Unchecked: the declared types (VARCHAR, DATETIME) say nothing in SQLite; the
         // values are read as text whatever they are, and a bad time is reported on decode.
-        let expires: Option<String> = row.try_get_unchecked(2)?;
         Ok(RawRow::new(
             row.try_get_unchecked(0)?,
             row.try_get_unchecked(1)?,
-            expires.map_or(RawTime::Null, RawTime::Text),
+            Self::decode_time(row, 2)?,
         ))
+    }
+
+    fn decode_time(row: &SqliteRow, index: usize) -> Result<RawTime, sqlx::Error> {
+        let t: Option<String> = row.try_get_unchecked(index)?;
+        Ok(t.map_or(RawTime::Null, RawTime::Text))
     }
 
     fn decode_column(row: &SqliteRow) -> Result<ColumnInfo, sqlx::Error> {

@@ -198,6 +198,10 @@ impl Dialect for MySqlDialect {
         })
     }
 
+    fn zero_version(&self) -> &'static str {
+        "CAST(0 AS SIGNED)"
+    }
+
     fn encode_time(&self, t: DateTime<Utc>, offset: FixedOffset) -> Arg<'static> {
         Arg::Naive(t.with_timezone(&offset).naive_local())
     }
