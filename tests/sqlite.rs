@@ -233,5 +233,8 @@ async fn a_slide_on_a_table_without_updated_at_goes_to_the_ttl() {
         expires >= before + chrono::TimeDelta::minutes(59),
         "{expires}"
     );
-    assert_eq!(store.get("s").await.unwrap().unwrap().expires, Some(expires));
+    assert_eq!(
+        store.get("s").await.unwrap().unwrap().expires,
+        Some(expires)
+    );
 }

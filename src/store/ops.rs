@@ -868,4 +868,45 @@ mod tests {
         let store = store.with_touch_after(Duration::ZERO);
         assert_eq!(store.touch_after(), None);
     }
+
+    /// Counts the warnings logged while it is the thread's subscriber.
+    #[derive(Default)]
+    struct Warnings(std::sync::atomic::AtomicUsize);
+
+    impl tracing::Subscriber for Warnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// How many warnings building a store with `ttl` and then `touch_after` logs.
+    fn warnings_for(ttl: u64, touch_after: u64) -> usize {
+        let warnings = std::sync::Arc::new(Warnings::default());
+        tracing::subscriber::with_default(std::sync::Arc::clone(&warnings), || {
+            let _store = Store::with_model(MemoryModel::new())
+                .with_sweep_interval(None)
+                .with_ttl(Duration::from_secs(ttl))
+                .with_touch_after(Duration::from_secs(touch_after));
+        });
+        warnings.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_throttle_not_shorter_than_the_ttl_is_warned_about() {
+        assert_eq!(warnings_for(600, 599), 0, "shorter than the ttl");
+        assert_eq!(warnings_for(600, 600), 1, "as long as the ttl");
+        assert_eq!(warnings_for(600, 3600), 1, "longer than the ttl");
+    }
 }
