@@ -55,7 +55,7 @@ rm -rf "$out"
 mkdir -p "$out"
 failed=()
 ran=()
-stores=("sequelstore native" "sequelstore tower-sessions" "floor sqlx" "peer tower-sessions-0.14")
+stores=("sequelstore native" "sequelstore tower-sessions" "floor lean" "floor sqlx" "peer tower-sessions-0.14")
 
 for backend in $backends; do
     if ! "$compare" probe --backend "$backend"; then
@@ -64,8 +64,8 @@ for backend in $backends; do
     ran+=("$backend")
     for round in $(seq 1 "$rounds"); do
         # Rotate the order each round, so no store always runs first (or last).
-        for i in 0 1 2 3; do
-            entry=${stores[$(( (i + round - 1) % 4 ))]}
+        for i in "${!stores[@]}"; do
+            entry=${stores[$(( (i + round - 1) % ${#stores[@]} ))]}
             store=${entry% *}
             api=${entry#* }
             file="$out/$backend-$store-$api-$round.json"
@@ -90,7 +90,7 @@ if [ ${#ran[@]} -eq 0 ]; then
 fi
 
 echo
-echo "## sequelstore vs floor (hand-written sqlx) vs peer (tower-sessions-sqlx-store 0.15)"
+echo "## sequelstore vs floor (hand-written sqlx on its own lean table; \"shaped\": on the ConnectSession table) vs peer (tower-sessions-sqlx-store 0.15)"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, rounds: $rounds, $( [ -n "$quick" ] && echo quick || echo full)"
 echo

@@ -7,7 +7,7 @@
 //! them, and then calls `compare report` for the table and `target/bench-compare.json`.
 //!
 //! Subcommands (the first argument; cargo's `--bench` is ignored):
-//! - `run --backend sqlite|postgres|mysql --store sequelstore|floor [--api native|tower-sessions]
+//! - `run --backend sqlite|postgres|mysql --store sequelstore|floor [--api native|tower-sessions|lean]
 //!   [--quick] [--sessions N] [--pool N] [--out FILE]`: the workload on one store.
 //! - `report [--json FILE] FILE...`: merges run files into the table.
 //! - `probe --backend B`: exit 0 when the server answers, 3 when it does not.
@@ -17,6 +17,7 @@
 mod drivers;
 mod extra;
 mod floor;
+mod lean;
 mod report;
 mod workload;
 
@@ -33,6 +34,7 @@ use sequelstore::{Backend, ConnectSession, SessionModel, Store};
 
 use drivers::{CONNECT_TIMEOUT, Native, Tower};
 use floor::{Floor, FloorPool};
+use lean::LeanFloor;
 use workload::{Args, Res};
 
 #[tokio::main]
@@ -178,8 +180,6 @@ async fn run_on<B: Backend + Clone>(
     args: &Args,
     floor_pool: impl FnOnce(B) -> FloorPool,
 ) -> Res<()> {
-    // Every store's table is made by sequelstore's DDL, so all have the same shape and index.
-    let model = ConnectSession::auto_table(pool.clone(), table).await?;
     let settle = (pool.dialect().name() == "SQLite").then(|| {
         let pool = pool.clone();
         Box::new(move || {
@@ -190,6 +190,12 @@ async fn run_on<B: Backend + Clone>(
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = Res<()>> + Send>>
         }) as workload::Settle
     });
+    if (args.store.as_str(), args.api.as_str()) == ("floor", "lean") {
+        let floor = LeanFloor::create(floor_pool(pool), table).await?;
+        return workload::run_and_report(floor, args, settle).await;
+    }
+    // Every other table is made by sequelstore's DDL, so all have the same shape and index.
+    let model = ConnectSession::auto_table(pool.clone(), table).await?;
     match (args.store.as_str(), args.api.as_str()) {
         ("floor", _) => {
             let floor = Floor::new(floor_pool(pool), table);
