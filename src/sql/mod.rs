@@ -5,12 +5,14 @@
 mod backend;
 pub mod dialect;
 mod statement;
+mod time_text;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 pub use backend::{Backend, ConnectUrl, Repeat};
 pub use dialect::{Dialect, RowLock, SweepLock, delete_expired_by_key};
 pub use statement::{Args, Param, Statement, StatementBuilder};
+pub use time_text::{parse_time_text, sqlite_time_text};
 
 use crate::{Error, Result};
 
@@ -272,21 +274,4 @@ impl Column {
             Column::Expires | Column::CreatedAt | Column::UpdatedAt
         )
     }
-}
-
-/// Formats `t` as Sequelize writes times into SQLite: `2026-11-27 00:00:32.446 +00:00`.
-/// Text in this form sorts in time order.
-pub fn sqlite_time_text(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.3f +00:00").to_string()
-}
-
-/// Parses a time stored as text: the Sequelize form above, RFC 3339 (`T`, `Z` or an offset),
-/// or a plain `YYYY-MM-DD HH:MM:SS[.fff]` taken as UTC.
-pub fn parse_time_text(s: &str) -> std::result::Result<DateTime<Utc>, String> {
-    let s = s.trim();
-    DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %:z")
-        .or_else(|_| DateTime::parse_from_rfc3339(s))
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").map(|n| n.and_utc()))
-        .map_err(|_| format!("{s:?} is not a time this store can read"))
 }

@@ -7,6 +7,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::index_on;
+use crate::sql::time_text::parse_sequelize_utc;
 use crate::sql::{Arg, Column, ColumnInfo, Dialect, RawTime, parse_time_text, sqlite_time_text};
 
 /// The SQLite dialect.
@@ -132,6 +133,10 @@ impl Dialect for SqliteDialect {
         match raw {
             RawTime::Null => Ok(None),
             RawTime::Text(s) => {
+                // The form this store writes, which sorts right: no more checks needed.
+                if let Some(t) = parse_sequelize_utc(&s) {
+                    return Ok(Some(t));
+                }
                 let t = parse_time_text(&s)?;
                 sorts_as_time(&s)?;
                 Ok(Some(t))
