@@ -748,6 +748,20 @@ pub async fn load_and_slide_keeps_the_rows_own_lifetime<M: SessionModel>(ctx: &C
         Some(Some(t0() + min(37) + secs(30)))
     );
 
+    // A row whose last write is not before its expiry (written by an instance whose clock is
+    // ahead) has no lifetime to keep: it slides to the fallback.
+    for written in [min(40), min(45)] {
+        m.save(&row("ahead", "{}", t0() + min(40)), t0() + written)
+            .await
+            .unwrap();
+        let got = m
+            .load_and_slide("ahead", slide(min(1), None))
+            .await
+            .unwrap();
+        let fallback = t0() + min(1) + fortnight;
+        assert_eq!(got.map(|r| r.expires), Some(Some(fallback)), "{written}");
+    }
+
     assert_eq!(
         m.load_and_slide("none", slide(min(0), None)).await.unwrap(),
         None

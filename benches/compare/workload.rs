@@ -448,6 +448,34 @@ pub(crate) fn to_json(
     })
 }
 
+/// Creates the sessions, then runs the load phase `rounds` times at each concurrency.
+async fn loads_only<D: Driver>(
+    driver: &Arc<D>,
+    cfg: &Config,
+    rounds: usize,
+    label: &str,
+) -> Res<()> {
+    warm_up(driver, cfg.seed).await?;
+    let base = Arc::new(sessions(cfg.sessions, cfg.seed));
+    let in_order = Arc::new((0..base.len()).collect::<Vec<_>>());
+    let mut shuffled: Vec<usize> = (0..base.len()).collect();
+    Rng::new(cfg.seed ^ 0xface).shuffle(&mut shuffled);
+    let random = Arc::new(shuffled);
+    phase(driver, Op::Create, &base, Arc::clone(&in_order), 16).await?;
+    for &c in &cfg.concurrencies {
+        for _ in 0..rounds {
+            let (wall, lat) = phase(driver, Op::Load, &base, Arc::clone(&random), c).await?;
+            let m = measured(Op::Load.name(), c, wall, lat);
+            eprintln!(
+                "  {label:<40} c={c:<2} load {:>9.0} ops/s  p50 {:>8.1} us",
+                m.ops_per_s, m.p50_us
+            );
+        }
+    }
+    phase(driver, Op::Destroy, &base, in_order, 16).await?;
+    Ok(())
+}
+
 /// Command-line options both programs take.
 #[derive(Debug, Clone)]
 pub(crate) struct Args {
@@ -459,6 +487,9 @@ pub(crate) struct Args {
     pub(crate) sessions: Option<usize>,
     pub(crate) pool: u32,
     pub(crate) seed: u64,
+    /// `--loads-only N`: create the sessions, then run only the load phase N times at each
+    /// concurrency, with no report: a steady load to profile (`perf record -p`).
+    pub(crate) loads_only: usize,
     pub(crate) rest: Vec<String>,
 }
 
@@ -473,6 +504,7 @@ impl Args {
             sessions: None,
             pool: 16,
             seed: 42,
+            loads_only: 0,
             rest: Vec::new(),
         };
         let mut it = args.into_iter();
@@ -486,6 +518,7 @@ impl Args {
                 "--sessions" => a.sessions = Some(value("--sessions")?.parse()?),
                 "--pool" => a.pool = value("--pool")?.parse()?,
                 "--seed" => a.seed = value("--seed")?.parse()?,
+                "--loads-only" => a.loads_only = value("--loads-only")?.parse()?,
                 "--quick" => a.quick = true,
                 // cargo bench passes --bench to a harness = false target.
                 "--bench" => {}
@@ -542,6 +575,9 @@ pub(crate) async fn run_and_report<D: Driver>(
     let cfg = args.config();
     let driver = Arc::new(driver);
     let label = format!("{}/{}/{}", args.store, args.api, args.backend);
+    if args.loads_only > 0 {
+        return loads_only(&driver, &cfg, args.loads_only, &label).await;
+    }
     let results = run(Arc::clone(&driver), &cfg, settle.as_ref(), |m| {
         eprintln!(
             "  {label:<40} c={:<2} {:<11} {:>9.0} ops/s  p50 {:>8.1} us  p99 {:>8.1} us",
