@@ -254,3 +254,71 @@ impl<M: SessionModel> SessionModel for Fallback<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn row(sid: &str, data: &str) -> SessionRow {
+        SessionRow::new(sid, data, Some(Utc::now() + TimeDelta::hours(1)))
+    }
+
+    /// Sessions made in memory during the outage stay there once the database is back: an id
+    /// taken in memory is taken, and a save of it goes to memory, not to the database; other
+    /// sessions go to the database.
+    #[tokio::test(start_paused = true)]
+    async fn memory_sessions_stay_in_memory_after_the_database_answers() {
+        let fallback =
+            Fallback::memory_until(Box::new(|| Box::pin(async { Ok(MemoryModel::new()) })));
+        let now = Utc::now();
+        let created = fallback.create(&row("early", "{}"), now).await.unwrap();
+        assert_eq!(created, Created::Inserted);
+        assert!(fallback.is_memory());
+        // The paused clock moves on in steps until the retry (due after a second) has run.
+        for _ in 0..100 {
+            if !fallback.is_memory() {
+                break;
+            }
+            tokio::time::advance(Duration::from_millis(100)).await;
+            tokio::task::yield_now().await;
+        }
+        let primary = fallback
+            .primary_model()
+            .expect("the retry set the database model");
+
+        assert_eq!(
+            fallback
+                .create(&row("early", r#"{"b":1}"#), now)
+                .await
+                .unwrap(),
+            Created::AlreadyExists
+        );
+        fallback
+            .save(&row("early", r#"{"a":1}"#), now)
+            .await
+            .unwrap();
+        fallback
+            .save(&row("late", r#"{"a":2}"#), now)
+            .await
+            .unwrap();
+        assert_eq!(primary.load("early", now).await.unwrap(), None);
+        let early = fallback
+            .load("early", now)
+            .await
+            .unwrap()
+            .expect("in memory");
+        assert_eq!(early.data, r#"{"a":1}"#);
+        let late = primary
+            .load("late", now)
+            .await
+            .unwrap()
+            .expect("in the database");
+        assert_eq!(late.data, r#"{"a":2}"#);
+        assert!(fallback.memory.load("late", now).await.unwrap().is_none());
+        let created = fallback.create(&row("new", "{}"), now).await.unwrap();
+        assert_eq!(created, Created::Inserted);
+        assert!(primary.load("new", now).await.unwrap().is_some());
+    }
+}
