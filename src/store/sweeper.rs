@@ -430,4 +430,16 @@ mod tests {
             Duration::from_secs(14 * 24 * 3600)
         );
     }
+
+    /// The jitter that spreads instances' sweeps apart is a number in [0, 1) that differs
+    /// from call to call: a constant would start every instance's sweeps together.
+    #[test]
+    fn the_jitter_is_spread_over_zero_to_one() {
+        let draws: Vec<f64> = (0..200).map(|_| random_unit()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)), "{draws:?}");
+        let low = draws.iter().filter(|d| **d < 0.5).count();
+        // 200 fair draws land below one half between 40 and 160 times (8.5 standard deviations
+        // either side) but for odds below one in 10^15; a constant lands 0 or 200 times.
+        assert!((40..=160).contains(&low), "{low} of 200 below 0.5");
+    }
 }
