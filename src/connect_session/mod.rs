@@ -249,6 +249,13 @@ impl<B: Backend> ConnectSession<B> {
     }
 }
 
+/// The row of `rows` whose id is exactly `sid`: a read compares ids with the column's
+/// collation, which on a Sequelize table made by MySQL ignores case and trailing spaces, so
+/// `abc` may find the row `Abc`, which is another session.
+fn exact(rows: Vec<RawRow>, sid: &str) -> Option<RawRow> {
+    rows.into_iter().find(|r| r.sid == sid)
+}
+
 #[async_trait]
 impl<B: Backend> SessionModel for ConnectSession<B> {
     fn capabilities(&self) -> Capabilities {
@@ -262,7 +269,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
         let args = self.sid_args(sid, now);
         let rows = self.backend.fetch_rows(&self.stmts.load, &args).await?;
-        rows.into_iter().next().map(|r| self.decode(r)).transpose()
+        exact(rows, sid).map(|r| self.decode(r)).transpose()
     }
 
     async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
@@ -357,13 +364,8 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
             return Ok(Some(slide_loaded(self, row, None, &slide).await?));
         };
         let args = self.sid_args(sid, slide.now);
-        let Some(raw) = self
-            .backend
-            .fetch_rows(stmt, &args)
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let rows = self.backend.fetch_rows(stmt, &args).await?;
+        let Some(raw) = exact(rows, sid) else {
             return Ok(None);
         };
         let (row, written) = self.decode_written(raw)?;

@@ -118,6 +118,16 @@ impl<'d> Writer<'d> {
             .push(")");
     }
 
+    /// `WHERE sid = :sid AND <live>` with a plain `=`, for a read: on a table whose `sid`
+    /// ignores case or trailing spaces it may find a row whose id is not exactly `:sid`, which
+    /// the model drops after reading (`ConnectSession::exact`), so that the read pays for no
+    /// exact comparison in SQL (a `CAST` on MySQL costs a tenth of a load).
+    fn where_live_sid_read(&self, b: &mut StatementBuilder<'_>) {
+        b.push(&format!(" WHERE {} = ", self.sid)).arg(Param::Sid);
+        b.push(" AND ");
+        self.live(b);
+    }
+
     /// `WHERE sid = :sid AND <live>`: the row a statement about one live session acts on.
     fn where_live_sid(&self, b: &mut StatementBuilder<'_>) {
         b.push(" WHERE ");
@@ -176,7 +186,7 @@ impl<'d> Writer<'d> {
     fn select(&self, by_sid: bool) -> Statement {
         let mut b = self.plain(&format!("SELECT {} FROM {}", self.selected, self.table));
         if by_sid {
-            self.where_live_sid(&mut b);
+            self.where_live_sid_read(&mut b);
         } else {
             b.push(" WHERE ");
             self.live(&mut b);
@@ -194,7 +204,7 @@ impl<'d> Writer<'d> {
             "SELECT {sid}, {data}, {expires}, {version}, {updated_at} FROM {}",
             self.table
         ));
-        self.where_live_sid(&mut b);
+        self.where_live_sid_read(&mut b);
         Some(b.build())
     }
 

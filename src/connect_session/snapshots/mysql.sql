@@ -1,10 +1,10 @@
 ---- plain table
 
--- load (sid, sid, now)
-SELECT `sid`, `data`, `expires` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+-- load (sid, now)
+SELECT `sid`, `data`, `expires` FROM `ConnectSession` WHERE `sid` = ? AND (`expires` IS NULL OR `expires` > ?);
 
--- load_written (sid, sid, now)
-SELECT `sid`, `data`, `expires`, CAST(0 AS SIGNED), `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+-- load_written (sid, now)
+SELECT `sid`, `data`, `expires`, CAST(0 AS SIGNED), `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND (`expires` IS NULL OR `expires` > ?);
 
 -- create (sid, data, expires, now, now)
 INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);
@@ -63,11 +63,11 @@ INSERT IGNORE INTO `sequelstore_locks` (name) VALUES ('sweep:ConnectSession');
 
 ---- versioned table
 
--- load (sid, sid, now)
-SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+-- load (sid, now)
+SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE `sid` = ? AND (`expires` IS NULL OR `expires` > ?);
 
--- load_written (sid, sid, now)
-SELECT `sid`, `data`, `expires`, `version`, `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+-- load_written (sid, now)
+SELECT `sid`, `data`, `expires`, `version`, `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND (`expires` IS NULL OR `expires` > ?);
 
 -- create (sid, data, expires, now, now)
 INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);
