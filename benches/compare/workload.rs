@@ -273,6 +273,9 @@ fn measured(op: &'static str, concurrency: usize, wall: Duration, mut lat: Vec<u
     }
 }
 
+/// How many times each load phase runs; the median run is reported.
+const LOAD_REPEATS: usize = 5;
+
 /// Warms the pool (connections opened, statements prepared) on sessions that are not measured.
 async fn warm_up<D: Driver>(driver: &Arc<D>, seed: u64) -> Res<()> {
     let warm = Arc::new(sessions(200, seed ^ 0x5eed));
@@ -316,8 +319,22 @@ pub(crate) async fn run<D: Driver>(
             (Op::Destroy, &updated, &random),
         ];
         for (op, sessions, order) in steps {
-            let (wall, lat) = phase(&driver, op, sessions, Arc::clone(order), c).await?;
-            let m = measured(op.name(), c, wall, lat);
+            // A load changes nothing, so it is measured LOAD_REPEATS times and the median run
+            // kept: one pass over 2,000 sessions takes a tenth of a second, and at one task a
+            // pass lands in one of two modes (whether the threads a call wakes are parked on the
+            // other core), which one pass per round turned into a coin toss per store.
+            let repeats = if matches!(op, Op::Load) {
+                LOAD_REPEATS
+            } else {
+                1
+            };
+            let mut runs = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                let (wall, lat) = phase(&driver, op, sessions, Arc::clone(order), c).await?;
+                runs.push(measured(op.name(), c, wall, lat));
+            }
+            runs.sort_by(|a, b| a.ops_per_s.total_cmp(&b.ops_per_s));
+            let m = runs.swap_remove(runs.len() / 2);
             progress(&m);
             out.push(m);
         }

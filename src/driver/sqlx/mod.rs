@@ -74,6 +74,23 @@ pub trait SqlxDatabase: Database {
     async fn connect(url: &str) -> Result<Pool<Self>>;
 }
 
+/// The rows of a read as [`RawRow`]s: `sid, data, expires`, then the version and the last
+/// write where the statement selected them.
+fn raw_rows<DB: SqlxDatabase>(rows: &[DB::Row]) -> Result<Vec<RawRow>> {
+    rows.iter()
+        .map(|row| {
+            let mut raw = DB::decode_row(row)?;
+            if RawRow::has_version(row.len()) {
+                raw = raw.with_version(Some(DB::decode_int(row, 3)?));
+            }
+            if RawRow::has_written(row.len()) {
+                raw = raw.with_written(DB::decode_time(row, 4)?);
+            }
+            Ok(raw)
+        })
+        .collect()
+}
+
 fn query<'q, DB: SqlxDatabase>(
     stmt: &Statement,
     args: &Args<'_>,
@@ -109,18 +126,7 @@ where
         let mut conn = self.acquire().await?;
         let ran = query.fetch_all(&mut *conn).await;
         let rows = retire_if_read_only(&mut conn, ran)?;
-        rows.iter()
-            .map(|row| {
-                let mut raw = DB::decode_row(row)?;
-                if RawRow::has_version(row.len()) {
-                    raw = raw.with_version(Some(DB::decode_int(row, 3)?));
-                }
-                if RawRow::has_written(row.len()) {
-                    raw = raw.with_written(DB::decode_time(row, 4)?);
-                }
-                Ok(raw)
-            })
-            .collect()
+        raw_rows::<DB>(&rows)
     }
 
     async fn fetch_count(&self, stmt: &Statement, args: &Args<'_>) -> Result<i64> {

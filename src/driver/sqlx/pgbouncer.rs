@@ -18,7 +18,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, Postgres};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use super::SqlxDatabase;
 use crate::sql::dialect::PostgresDialect;
@@ -162,18 +162,7 @@ impl Backend for PgBouncerPool {
         let rows = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let mut raw = Postgres::decode_row(row)?;
-                if RawRow::has_version(row.len()) {
-                    raw = raw.with_version(Some(Postgres::decode_int(row, 3)?));
-                }
-                if RawRow::has_written(row.len()) {
-                    raw = raw.with_written(Postgres::decode_time(row, 4)?);
-                }
-                Ok(raw)
-            })
-            .collect()
+        super::raw_rows::<Postgres>(&rows)
     }
 
     async fn fetch_count(&self, stmt: &Statement, args: &Args<'_>) -> Result<i64> {
