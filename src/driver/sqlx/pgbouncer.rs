@@ -17,8 +17,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, Postgres};
 use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgPool, Postgres};
 
 use super::SqlxDatabase;
 use crate::sql::dialect::PostgresDialect;
