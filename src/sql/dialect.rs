@@ -46,8 +46,9 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     }
 
     /// Whether the `sid` column described by `info` finds a row for an id that differs in case
-    /// or trailing spaces (a MySQL collation other than a binary one). Reads and updates then
-    /// compare exactly ([`Dialect::sid_equals`]); a save cannot be one upsert. Defaults to no.
+    /// (a MySQL collation other than a binary one). A save on such a table cannot be one
+    /// upsert. Writes always compare exactly ([`Dialect::sid_equals`]); reads keep only the
+    /// row whose id is exactly the one asked for. Defaults to no.
     fn sid_ignores_case(&self, info: &ColumnInfo) -> bool {
         let _ = info;
         false

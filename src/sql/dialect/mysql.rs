@@ -135,8 +135,10 @@ impl Dialect for MySqlDialect {
     }
 
     fn sid_ignores_case(&self, info: &ColumnInfo) -> bool {
-        // `_bin` collations and `binary` compare bytes; the rest (`_ci`, and `_cs` ones, which
-        // still pad trailing spaces) find `"Abc"` for `"abc"` or `"abc "`.
+        // `_bin` collations and `binary` compare case exactly; the rest (`_ci`, `_cs`) find
+        // `"Abc"` for `"abc"`. (Trailing spaces: `utf8mb4_bin` pads them, so `'abc' = 'abc '`
+        // is true there too; `sid_equals` keeps every write exact on any collation, and reads
+        // keep only the exact id.)
         info.collation
             .as_deref()
             .is_some_and(|c| !(c.ends_with("_bin") || c == "binary"))
