@@ -5,10 +5,11 @@
 #
 # Run with:  benches/compare.sh --quick --backends sqlite   # once, to build both programs
 #            R=3 L=12 benches/loads-only.sh                  # 3 rounds of 12 passes
-# Options (environment): R rounds, L passes per concurrency, N sessions, BACKENDS.
+# Options (environment): R rounds, L passes per concurrency, N sessions, BACKENDS, COMPARE (the
+# compare program to run, for a build kept from before a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-compare=$(ls -t target/release/deps/compare-* | grep -v '\.d$' | head -n 1)
+compare=${COMPARE:-$(ls -t target/release/deps/compare-* | grep -v '\.d$' | head -n 1)}
 peer=target/peer-bench/release/sequelstore-peer-bench
 rounds=${R:-3}
 passes=${L:-12}
