@@ -82,6 +82,37 @@ async fn ids_match_exactly_in_a_case_insensitive_sequelize_table() {
     raw_sqlx(&pool)(drop).await;
 }
 
+/// MySQL's `utf8mb4_bin`, the collation of the tables the store makes, pads trailing spaces
+/// (`'abc' = 'abc '` is true), so an upsert of `"abc "` landed on the row `"abc"` and
+/// overwrote that session. An id ending in a space is now refused on write, before any SQL;
+/// `"abc"` is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_with_a_trailing_space_never_overwrites_another_session() {
+    let Some(pool) = db::mysql().await else {
+        return;
+    };
+    let table = db::unique_table("trailing_space");
+    let store = sequelstore::Store::auto_table(pool.clone(), &table)
+        .await
+        .unwrap()
+        .with_sweep_interval(None);
+    let victim = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    let other = sequelstore::SessionData::from_iter([("user".to_string(), "eve".into())]);
+    store.set("abc", &victim, None).await.unwrap();
+    for id in ["abc ", "abc  "] {
+        let err = store.set(id, &other, None).await.unwrap_err();
+        assert!(
+            matches!(err, sequelstore::Error::InvalidInput(ref m) if m.contains("ends with a space")),
+            "{err}"
+        );
+        let err = store.create(id, &other, None).await.unwrap_err();
+        assert!(matches!(err, sequelstore::Error::InvalidInput(_)), "{err}");
+        assert!(store.get(id).await.unwrap().is_none(), "{id:?}");
+    }
+    assert_eq!(store.get("abc").await.unwrap().unwrap().data, victim);
+    raw_sqlx(&pool)(format!("DROP TABLE `{table}`")).await;
+}
+
 /// Sequelize's `data TEXT` holds 64 KiB on MariaDB: a larger session is refused loudly,
 /// never truncated, and the stored one is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,9 @@ struct Table {
     /// Whether the `sid` column's collation finds ids that differ in case or trailing spaces
     /// (a Sequelize table on MariaDB), so that a save cannot be one upsert.
     sid_ignores_case: bool,
+    /// Whether the `sid` column's collation pads trailing spaces (MySQL's `utf8mb4_bin` too):
+    /// an id ending in a space would be another id's row to its upsert and primary key.
+    sid_pads_spaces: bool,
 }
 
 /// The default model: sessions in a `ConnectSession`-shaped table (`sid`, `expires`, `data`,
@@ -194,6 +197,23 @@ impl<B: Backend> ConnectSession<B> {
             .with(Param::Now, self.time(now))
     }
 
+    /// Refuses to insert or upsert an id ending in a space where the `sid` column pads
+    /// trailing spaces: to the primary key it is the id without them, whose row an upsert
+    /// would overwrite. Exact writes (update, touch, destroy) need no such check.
+    fn check_unpadded(&self, sid: &str) -> Result<()> {
+        if self.table.sid_pads_spaces && sid.ends_with(' ') {
+            return Err(Error::InvalidInput(format!(
+                "session id {} ends with a space, and the sid column of table {} compares ids \
+                 as if padded with spaces (MySQL's PAD SPACE collations, utf8mb4_bin among \
+                 them), so storing it could overwrite the session without the space; use ids \
+                 without trailing spaces",
+                crate::error::redact(sid),
+                self.table.name
+            )));
+        }
+        Ok(())
+    }
+
     fn row_args<'a>(&self, row: &'a SessionRow, now: DateTime<Utc>) -> Result<Args<'a>> {
         if let Some(max) = self.table.data_max
             && row.data.len() > max
@@ -273,6 +293,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     }
 
     async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
+        self.check_unpadded(&row.sid)?;
         let args = self.row_args(row, now)?;
         match self.write(&self.stmts.create, &args).await {
             Ok(0) => Ok(Created::AlreadyExists),
@@ -283,6 +304,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     }
 
     async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
+        self.check_unpadded(&row.sid)?;
         let args = self.row_args(row, now)?;
         if self.table.sid_ignores_case {
             return self.save_exactly(row, &args).await;

@@ -229,6 +229,7 @@ fn inspect(
         data_max,
         sweep_by_rowid: false,
         sid_ignores_case: find(Column::Sid).is_some_and(|info| d.sid_ignores_case(info)),
+        sid_pads_spaces: find(Column::Sid).is_some_and(|info| d.sid_pads_spaces(info)),
         expires_index_fix: None,
         sid_max: find(Column::Sid)
             .and_then(|info| info.max_chars)

@@ -364,6 +364,7 @@ mod tests {
             data_max: None,
             sweep_by_rowid,
             sid_ignores_case: false,
+            sid_pads_spaces: false,
             sid_max: None,
             expires_index_fix: None,
         }

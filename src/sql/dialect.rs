@@ -54,6 +54,14 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         false
     }
 
+    /// Whether the `sid` column described by `info` compares ids as if padded with trailing
+    /// spaces (MySQL's PAD SPACE collations, `utf8mb4_bin` among them: `'abc' = 'abc '`), so
+    /// that an id ending in a space is refused on write. Defaults to no.
+    fn sid_pads_spaces(&self, info: &ColumnInfo) -> bool {
+        let _ = info;
+        false
+    }
+
     /// The text of the `n`th placeholder, counting from 1.
     fn placeholder(&self, n: usize) -> String;
 

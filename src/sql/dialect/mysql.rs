@@ -144,6 +144,13 @@ impl Dialect for MySqlDialect {
             .is_some_and(|c| !(c.ends_with("_bin") || c == "binary"))
     }
 
+    fn sid_pads_spaces(&self, info: &ColumnInfo) -> bool {
+        // MySQL 8's `_0900_` collations, MariaDB's `_nopad_` ones and `binary` do not pad.
+        info.collation
+            .as_deref()
+            .is_some_and(|c| !(c == "binary" || c.contains("_nopad_") || c.contains("_0900_")))
+    }
+
     fn on_conflict_do_nothing(&self) -> Option<String> {
         // INSERT IGNORE would also turn a too-long value into a silent truncation: use a plain
         // INSERT and map the duplicate-key error instead.
