@@ -113,6 +113,34 @@ async fn an_id_with_a_trailing_space_never_overwrites_another_session() {
     raw_sqlx(&pool)(format!("DROP TABLE `{table}`")).await;
 }
 
+/// A `sid` whose collation does not pad (MariaDB's `utf8mb4_nopad_bin`) tells `abc` from
+/// `abc `: there an id ending in a space is stored as it is, beside `abc`, and neither
+/// overwrites the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_pad_collation_keeps_ids_with_trailing_spaces_apart() {
+    let Some(pool) = db::mysql().await else {
+        return;
+    };
+    let table = db::unique_table("no_pad");
+    raw_sqlx(&pool)(format!(
+        "CREATE TABLE `{table}` (`sid` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE \
+         utf8mb4_nopad_bin NOT NULL PRIMARY KEY, `expires` DATETIME(6), `data` MEDIUMTEXT, \
+         `createdAt` DATETIME(6) NOT NULL, `updatedAt` DATETIME(6) NOT NULL)"
+    ))
+    .await;
+    let model = ConnectSession::discover_table(pool.clone(), &table)
+        .await
+        .unwrap();
+    let store = sequelstore::Store::with_model(model).with_sweep_interval(None);
+    let plain = sequelstore::SessionData::from_iter([("user".to_string(), "ann".into())]);
+    let spaced = sequelstore::SessionData::from_iter([("user".to_string(), "bob".into())]);
+    store.set("abc", &plain, None).await.unwrap();
+    store.set("abc ", &spaced, None).await.unwrap();
+    assert_eq!(store.get("abc").await.unwrap().unwrap().data, plain);
+    assert_eq!(store.get("abc ").await.unwrap().unwrap().data, spaced);
+    raw_sqlx(&pool)(format!("DROP TABLE `{table}`")).await;
+}
+
 /// Sequelize's `data TEXT` holds 64 KiB on MariaDB: a larger session is refused loudly,
 /// never truncated, and the stored one is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
