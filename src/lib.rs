@@ -110,7 +110,7 @@ pub use driver::sqlx::SqlxDatabase;
 pub use error::{BoxError, Error, ErrorClass, RETRIES, Result, redact};
 pub use model::{
     Capabilities, Created, Fallback, MAX_SID_LEN, MemoryModel, SessionModel, SessionRow, Slide,
-    Sweep, delete_expired_in_batches, load_then_touch, slide_loaded, touch_is_due,
+    Sweep, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,
 };
 pub use serializer::{ExpressJson, Json, Serializer, SessionData};
 pub use sql::dialect::{MySqlDialect, PostgresDialect, SqliteDialect};

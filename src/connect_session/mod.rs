@@ -18,7 +18,8 @@ pub use options::TableOptions;
 use statements::Statements;
 
 use crate::model::{
-    Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, load_then_touch, slide_loaded,
+    Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, load_then_slide,
+    load_then_touch, slide_loaded,
 };
 use crate::sql::{Arg, Args, Backend, Column, Param, RawRow, Repeat, Statement};
 use crate::{Error, Result};
@@ -380,10 +381,7 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
     async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
         let Some(stmt) = &self.stmts.load_written else {
             // No `updatedAt`: the lifetime is unknown, so the slide goes to the fallback.
-            let Some(row) = self.load(sid, slide.now).await? else {
-                return Ok(None);
-            };
-            return Ok(Some(slide_loaded(self, row, None, &slide).await?));
+            return load_then_slide(self, sid, &slide).await;
         };
         let args = self.sid_args(sid, slide.now);
         let rows = self.backend.fetch_rows(stmt, &args).await?;

@@ -1,6 +1,6 @@
-//! What a model gets for free: [`load_then_touch`], [`slide_loaded`] and
-//! [`delete_expired_in_batches`], the default bodies of three [`SessionModel`] methods, written
-//! over the others, and [`Slide`], the rule of a load that slides by a session's own lifetime.
+//! What a model gets for free: [`load_then_touch`], [`load_then_slide`] (with
+//! [`slide_loaded`]) and [`delete_expired_in_batches`], the default bodies of three
+//! [`SessionModel`] methods, written over the others, and [`Slide`], the rule of a load that slides by a session's own lifetime.
 
 use std::time::Duration;
 
@@ -75,6 +75,22 @@ pub(crate) fn throttle_limit(
         let life = (expires - now).to_std().unwrap_or(Duration::ZERO);
         earlier_by(expires, after.min(life / 2))
     })
+}
+
+/// [`SessionModel::load_and_slide`] for a model that does not know when a row was last
+/// written: load, then slide to [`Slide::fallback`] with one touch when due.
+///
+/// # Errors
+/// As [`SessionModel::load`] and [`SessionModel::touch`].
+pub async fn load_then_slide<M: SessionModel + ?Sized>(
+    model: &M,
+    sid: &str,
+    slide: &Slide,
+) -> Result<Option<SessionRow>> {
+    match model.load(sid, slide.now).await? {
+        Some(row) => Ok(Some(slide_loaded(model, row, None, slide).await?)),
+        None => Ok(None),
+    }
 }
 
 /// The rest of [`SessionModel::load_and_slide`] once the live row is loaded, for any model:

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub(crate) use defaults::throttle_limit;
-pub use defaults::{Slide, delete_expired_in_batches, load_then_touch, slide_loaded, touch_is_due};
+pub use defaults::{
+    Slide, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,
+};
 pub use fallback::Fallback;
 pub use memory::MemoryModel;
 
@@ -302,16 +304,13 @@ pub trait SessionModel: Send + Sync + 'static {
     /// A missing or expired row is `None` and stays so.
     ///
     /// The default loads, then slides to [`Slide::fallback`] with one touch when due
-    /// ([`slide_loaded`]): it cannot know when a row was last written. A model that records it
+    /// ([`load_then_slide`]): it cannot know when a row was last written. A model that records it
     /// (as `ConnectSession` does in `updatedAt`) overrides this to slide by it.
     ///
     /// # Errors
     /// As [`load`](SessionModel::load) and [`touch`](SessionModel::touch).
     async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
-        match self.load(sid, slide.now).await? {
-            Some(row) => Ok(Some(slide_loaded(self, row, None, &slide).await?)),
-            None => Ok(None),
-        }
+        load_then_slide(self, sid, &slide).await
     }
 
     /// Deletes the row `sid`, live or expired, and returns whether there was one.
