@@ -49,6 +49,7 @@
 //! | `actix-session` | [`Store`] as an actix-session `SessionStore` | no |
 //! | `sea-orm` | the store on the pool inside a SeaORM 2 `DatabaseConnection` | no |
 //! | `express` | express-session's signed `connect.sid` cookie as a tower layer (axum extractor), for sessions shared with an Express app | no |
+//! | `cache` | [`Cached`]: an in-process cache of loaded sessions in front of any model, kept coherent across app instances by [`Invalidation`] (PostgreSQL: `PgNotify`) | no |
 //! | `testing` | [`testing`]: the conformance suite of the [`SessionModel`] contract, for a model of your own | no |
 //!
 //! # Layout
@@ -87,6 +88,8 @@ mod connect_session;
 pub mod driver;
 mod error;
 pub mod integration;
+#[cfg(feature = "cache")]
+mod invalidation;
 mod model;
 mod serializer;
 pub mod sql;
@@ -105,9 +108,20 @@ pub use driver::sea_orm::SeaOrmBackend;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use driver::sqlx::PgBouncerPool;
+#[cfg(all(feature = "postgres", feature = "cache"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "postgres", feature = "cache"))))]
+pub use driver::sqlx::PgNotify;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use driver::sqlx::SqlxDatabase;
 pub use error::{BoxError, Error, ErrorClass, RETRIES, Result, redact};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use invalidation::{Evictions, Fingerprint, Invalidate, Invalidation};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use model::{
+    CacheConfig, CacheStats, Cached, DEFAULT_LOCAL_CACHE_TTL, DEFAULT_SHARED_CACHE_TTL,
+};
 pub use model::{
     Capabilities, Created, Fallback, MAX_SID_LEN, MemoryModel, SessionModel, SessionRow, Slide,
     Sweep, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,

@@ -1,6 +1,8 @@
 //! The [`SessionModel`] trait, which says how sessions are persisted, the row type it moves,
-//! and the models that are not SQL: [`MemoryModel`] and [`Fallback`].
+//! and the models that are not SQL: [`MemoryModel`], [`Fallback`] and `Cached`.
 
+#[cfg(feature = "cache")]
+mod cached;
 mod defaults;
 mod fallback;
 mod memory;
@@ -11,6 +13,10 @@ use chrono::{DateTime, Utc};
 pub(crate) use defaults::throttle_limit;
 pub use defaults::{
     Slide, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,
+};
+#[cfg(feature = "cache")]
+pub use cached::{
+    CacheConfig, CacheStats, Cached, DEFAULT_LOCAL_CACHE_TTL, DEFAULT_SHARED_CACHE_TTL,
 };
 pub use fallback::Fallback;
 pub use memory::MemoryModel;

@@ -14,11 +14,16 @@ use crate::{Error, Result};
 
 #[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(all(feature = "postgres", feature = "cache"))]
+mod pg_notify;
 #[cfg(feature = "postgres")]
 mod pgbouncer;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+#[cfg(all(feature = "postgres", feature = "cache"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "postgres", feature = "cache"))))]
+pub use pg_notify::{DEFAULT_HEARTBEAT, PgNotify};
 #[cfg(feature = "postgres")]
 pub use pgbouncer::PgBouncerPool;
 #[cfg(feature = "sqlite")]

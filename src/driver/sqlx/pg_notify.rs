@@ -1,0 +1,263 @@
+//! [`PgNotify`]: PostgreSQL's `LISTEN`/`NOTIFY` as the [`Invalidation`] channel of a
+//! session cache.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::invalidation::{Evictions, Fingerprint, Invalidate, Invalidation};
+use crate::Result;
+
+/// How often the listener sends itself a heartbeat unless told otherwise: every second.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How many heartbeats may go unheard before the channel counts as lost.
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// The longest wait between two tries to listen again.
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL's `LISTEN`/`NOTIFY` as the invalidation channel of a
+/// [`Cached`](crate::Cached) model: one channel per table, each write published with
+/// `pg_notify` after it committed, and one listening connection per app instance.
+///
+/// A message names the session by its [`Fingerprint`], never by its id. The listener sends
+/// itself a heartbeat every second and counts the channel as live only while it hears it: a
+/// dropped connection, or three heartbeats unheard (a silent network failure, a listener
+/// reaching PostgreSQL through PgBouncer in transaction mode, where `LISTEN` does not work),
+/// puts the cache out of service until the heartbeat is heard again.
+///
+/// The listener needs a connection of its own straight to PostgreSQL: it uses the pool's
+/// connect options unless [`PgNotify::with_listen_options`] gives others (the server behind
+/// PgBouncer, say). Publishing goes through the pool.
+pub struct PgNotify {
+    pool: PgPool,
+    listen_pool: PgPool,
+    channel: String,
+    heartbeat: Duration,
+}
+
+impl fmt::Debug for PgNotify {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgNotify")
+            .field("channel", &self.channel)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
+}
+
+/// A pool of one connection that is never closed for idleness, for the listener.
+fn listen_pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options)
+}
+
+impl PgNotify {
+    /// The channel of `table` (the name the model uses, as `ConnectSession::table` gives it),
+    /// published through `pool` and listened to on a connection made with the pool's options.
+    pub fn new(pool: &PgPool, table: &str) -> Self {
+        let options = pool.connect_options().as_ref().clone();
+        PgNotify {
+            pool: pool.clone(),
+            listen_pool: listen_pool(options),
+            channel: format!("sequelstore_{:016x}", Fingerprint::of(table).get()),
+            heartbeat: DEFAULT_HEARTBEAT,
+        }
+    }
+
+    /// Listen on a connection made with `options` instead of the pool's: for a pool that
+    /// reaches PostgreSQL through PgBouncer in transaction mode, give the server's own address.
+    pub fn with_listen_options(mut self, options: PgConnectOptions) -> Self {
+        self.listen_pool = listen_pool(options);
+        self
+    }
+
+    /// Send the heartbeat every `every` instead of every second; three unheard put the cache
+    /// out of service. Shorter finds a silent failure sooner, for a `pg_notify` per beat.
+    pub fn with_heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The channel's name: `sequelstore_` and the table name's fingerprint in hex.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// A listener on the channel, or the error that stopped it.
+    async fn subscribe(&self) -> std::result::Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.listen_pool).await?;
+        listener.ignore_pool_close_event(true);
+        // Report a lost connection at once rather than after reconnecting: messages sent
+        // meanwhile are gone, and the cache must know.
+        listener.eager_reconnect(false);
+        listener.listen(&self.channel).await?;
+        Ok(listener)
+    }
+}
+
+/// Sends `payload` on `channel`.
+async fn notify(pool: &PgPool, channel: &str, payload: String) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// What a message says, read back from its payload: `<origin> <what>` in hex.
+#[derive(Debug, PartialEq, Eq)]
+enum Message {
+    Heartbeat { origin: u64 },
+    Invalidate { origin: u64, what: Invalidate },
+}
+
+fn payload(origin: u64, what: Option<Invalidate>) -> String {
+    match what {
+        None => format!("{origin:016x} beat"),
+        Some(Invalidate::All) => format!("{origin:016x} *"),
+        Some(Invalidate::Session(key)) => format!("{origin:016x} {:016x}", key.get()),
+    }
+}
+
+fn parse(payload: &str) -> Option<Message> {
+    let (origin, what) = payload.split_once(' ')?;
+    let origin = u64::from_str_radix(origin, 16).ok()?;
+    Some(match what {
+        "beat" => Message::Heartbeat { origin },
+        "*" => Message::Invalidate {
+            origin,
+            what: Invalidate::All,
+        },
+        key => Message::Invalidate {
+            origin,
+            what: Invalidate::Session(Fingerprint::from_u64(u64::from_str_radix(key, 16).ok()?)),
+        },
+    })
+}
+
+/// Aborts the heartbeat task when the listener stops (or is itself aborted).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[async_trait]
+impl Invalidation for PgNotify {
+    async fn publish(&self, origin: u64, what: Invalidate) -> Result<()> {
+        notify(&self.pool, &self.channel, payload(origin, Some(what))).await
+    }
+
+    async fn listen(&self, cache: Evictions) {
+        let origin = cache.origin();
+        let cache = Arc::new(cache);
+        let heard = Arc::new(Mutex::new(Instant::now()));
+        let live = Arc::new(AtomicBool::new(false));
+        // The heartbeat: sent through the pool, heard (or not) by the listener below.
+        let beat = {
+            let (cache, heard, live) = (Arc::clone(&cache), Arc::clone(&heard), Arc::clone(&live));
+            let (pool, channel, every) = (self.pool.clone(), self.channel.clone(), self.heartbeat);
+            tokio::spawn(async move {
+                loop {
+                    if cache.is_closed() {
+                        return;
+                    }
+                    if let Err(err) = notify(&pool, &channel, payload(origin, None)).await {
+                        tracing::debug!(error = %err, "session cache: heartbeat not sent");
+                    }
+                    tokio::time::sleep(every).await;
+                    let silent = heard.lock().await.elapsed();
+                    if live.load(SeqCst) && silent > every * MISSED_HEARTBEATS {
+                        live.store(false, SeqCst);
+                        tracing::warn!(
+                            ?silent,
+                            "session cache: no heartbeat heard on the invalidation channel (is \
+                             the listener going through PgBouncer in transaction mode? give \
+                             PgNotify::with_listen_options the server's address)"
+                        );
+                        cache.lost();
+                    }
+                }
+            })
+        };
+        let _beat = AbortOnDrop(beat.abort_handle());
+        let mut wait = Duration::from_millis(50);
+        while !cache.is_closed() {
+            let mut listener = match self.subscribe().await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    live.store(false, SeqCst);
+                    cache.lost();
+                    tracing::debug!(error = %err, ?wait, "session cache: cannot listen yet");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_RECONNECT_WAIT);
+                    continue;
+                }
+            };
+            wait = Duration::from_millis(50);
+            loop {
+                let message = match listener.try_recv().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) | Err(_) => break,
+                };
+                match parse(message.payload()) {
+                    Some(Message::Heartbeat { origin: from }) if from == origin => {
+                        *heard.lock().await = Instant::now();
+                        if !live.swap(true, SeqCst) && !cache.live() {
+                            return;
+                        }
+                    }
+                    Some(Message::Invalidate { origin: from, what })
+                        if from != origin && !cache.apply(what) =>
+                    {
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            live.store(false, SeqCst);
+            if !cache.lost() {
+                return;
+            }
+            tracing::debug!("session cache: the listening connection dropped; listening again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_read_back() {
+        let key = Fingerprint::of("sid");
+        for what in [None, Some(Invalidate::All), Some(Invalidate::Session(key))] {
+            let read = parse(&payload(7, what)).expect("a payload of ours");
+            match (read, what) {
+                (Message::Heartbeat { origin }, None) => assert_eq!(origin, 7),
+                (Message::Invalidate { origin, what: got }, Some(sent)) => {
+                    assert_eq!((origin, got), (7, sent));
+                }
+                (read, what) => panic!("{read:?} from {what:?}"),
+            }
+        }
+        for junk in ["", "beat", "zz beat", "7", "7 nothex", "7  "] {
+            assert_eq!(parse(junk), None, "{junk:?}");
+        }
+    }
+}
