@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{Request, Response, StatusCode, header};
 use axum::routing::get;
 use chrono::Utc;
-use sequelstore::{Backend, ConnectSession, SessionData, Store};
+use sequelstore::{Backend, ConnectSession, SessionData, SessionModel, Store};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 use tower_sessions::session::{Id, Record};
@@ -32,6 +32,34 @@ use common::db;
 
 /// A `ConnectSession` store over backend `B`.
 type SqlStore<B> = Store<ConnectSession<B>>;
+
+/// A model over a table of a [`Raw`] backend: the default model, or it behind a cache.
+trait OnTable: SessionModel {
+    type Raw: Raw;
+    fn table(&self) -> &str;
+    fn backend(&self) -> &Self::Raw;
+}
+
+impl<B: Raw> OnTable for ConnectSession<B> {
+    type Raw = B;
+    fn table(&self) -> &str {
+        ConnectSession::table(self)
+    }
+    fn backend(&self) -> &B {
+        ConnectSession::backend(self)
+    }
+}
+
+#[cfg(feature = "cache")]
+impl<B: Raw> OnTable for sequelstore::Cached<ConnectSession<B>> {
+    type Raw = B;
+    fn table(&self) -> &str {
+        self.inner().table()
+    }
+    fn backend(&self) -> &B {
+        self.inner().backend()
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Backends
@@ -96,10 +124,63 @@ async fn mysql(test: &str) -> Option<SqlStore<sqlx::MySqlPool>> {
     Some(store_over(db::mysql().await?, test).await)
 }
 
+/// The same store with a cache in front of its model: of this process's own on SQLite and
+/// MariaDB, kept coherent by `LISTEN`/`NOTIFY` on PostgreSQL (waited for until it serves).
+#[cfg(feature = "cache")]
+mod cached {
+    use super::*;
+    use sequelstore::{CacheConfig, Cached};
+
+    type CachedStore<B> = Store<Cached<ConnectSession<B>>>;
+
+    fn config() -> CacheConfig {
+        CacheConfig::new().with_ttl(Duration::from_secs(3600))
+    }
+
+    async fn local<B: Raw>(backend: B, test: &str) -> CachedStore<B> {
+        let table = db::unique_table(test);
+        let model = ConnectSession::auto_table(backend, &table)
+            .await
+            .expect("the sessions table is created");
+        Store::with_model(Cached::new(model, config())).with_sweep_interval(None)
+    }
+
+    pub(super) async fn sqlite(test: &str) -> Option<CachedStore<sqlx::SqlitePool>> {
+        Some(local(db::sqlite(test).await, test).await)
+    }
+
+    #[cfg(feature = "mysql")]
+    pub(super) async fn mysql(test: &str) -> Option<CachedStore<sqlx::MySqlPool>> {
+        Some(local(db::mysql().await?, test).await)
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(super) async fn postgres(test: &str) -> Option<CachedStore<sqlx::PgPool>> {
+        let pool = db::postgres().await?;
+        let table = db::unique_table(test);
+        let model = ConnectSession::auto_table(pool.clone(), &table)
+            .await
+            .expect("the sessions table is created");
+        let channel = sequelstore::PgNotify::new(&pool, &table);
+        let model = Cached::with_invalidation(model, config(), channel);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !model.is_serving() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the cache's channel is heard within a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Some(Store::with_model(model).with_sweep_interval(None))
+    }
+}
+
 /// One `#[tokio::test]` per case for the backend made by `$make`.
 macro_rules! backend_suite {
     ($backend:ident, $make:path) => {
         mod $backend {
+            #[allow(unused_imports)]
+            use super::OnTable;
             backend_suite!(@cases $make:
                 session_survives_across_requests,
                 first_save_of_a_new_session_keeps_later_changes,
@@ -133,6 +214,12 @@ backend_suite!(sqlite, super::sqlite);
 backend_suite!(postgres, super::postgres);
 #[cfg(feature = "mysql")]
 backend_suite!(mysql, super::mysql);
+#[cfg(feature = "cache")]
+backend_suite!(cached_sqlite, super::cached::sqlite);
+#[cfg(all(feature = "cache", feature = "postgres"))]
+backend_suite!(cached_postgres, super::cached::postgres);
+#[cfg(all(feature = "cache", feature = "mysql"))]
+backend_suite!(cached_mysql, super::cached::mysql);
 
 // ---------------------------------------------------------------------------------------------
 // The application under test
@@ -310,7 +397,7 @@ fn data(value: serde_json::Value) -> SessionData {
 mod cases {
     use super::*;
 
-    pub(super) async fn session_survives_across_requests<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn session_survives_across_requests<M: OnTable>(store: Store<M>) {
         let table = store.model().table().to_owned();
         let app = app(store.clone(), hour(), Gate::default());
 
@@ -352,8 +439,8 @@ mod cases {
         assert_eq!(store.model().backend().rows(&table).await, 1);
     }
 
-    pub(super) async fn first_save_of_a_new_session_keeps_later_changes<B: Raw>(
-        store: SqlStore<B>,
+    pub(super) async fn first_save_of_a_new_session_keeps_later_changes<M: OnTable>(
+        store: Store<M>,
     ) {
         let app = app(store.clone(), hour(), Gate::default());
         // A new session saved by the handler (create), then changed again (save).
@@ -367,7 +454,7 @@ mod cases {
         assert_eq!(stored.data, data(serde_json::json!({ "a": 1, "b": 2 })));
     }
 
-    pub(super) async fn expired_session_cookie_starts_a_fresh_session<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn expired_session_cookie_starts_a_fresh_session<M: OnTable>(store: Store<M>) {
         let table = store.model().table().to_owned();
         let short = Expiry::OnInactivity(time::Duration::seconds(3));
         let app = app(store.clone(), short, Gate::default());
@@ -400,7 +487,7 @@ mod cases {
         assert_eq!(store.model().backend().rows(&table).await, 2);
     }
 
-    pub(super) async fn sign_out_sticks_against_a_slower_request<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn sign_out_sticks_against_a_slower_request<M: OnTable>(store: Store<M>) {
         let table = store.model().table().to_owned();
         let gate = Gate::default();
         let app = app(store.clone(), hour(), gate.clone());
@@ -437,7 +524,9 @@ mod cases {
         assert_eq!(ok(&app, "/whoami", Some(&c1)).await.body, "user:-");
     }
 
-    pub(super) async fn cycle_id_moves_the_data_and_retires_the_old_id<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn cycle_id_moves_the_data_and_retires_the_old_id<M: OnTable>(
+        store: Store<M>,
+    ) {
         let table = store.model().table().to_owned();
         let app = app(store.clone(), hour(), Gate::default());
         let c1 = sign_in(&app, "alice").await;
@@ -457,7 +546,7 @@ mod cases {
         assert_eq!(ok(&app, "/whoami", Some(&c1)).await.body, "user:-");
     }
 
-    pub(super) async fn sweeper_removes_expired_rows<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn sweeper_removes_expired_rows<M: OnTable>(store: Store<M>) {
         let table = store.model().table().to_owned();
         let store = store.with_sweep_interval(Some(Duration::from_millis(200)));
         let short = app(
@@ -483,7 +572,7 @@ mod cases {
         assert_eq!(ok(&long, "/whoami", Some(&keep)).await.body, "user:keeper");
     }
 
-    pub(super) async fn expired_deletion_removes_expired_rows<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn expired_deletion_removes_expired_rows<M: OnTable>(store: Store<M>) {
         let table = store.model().table().to_owned();
         let now = time::OffsetDateTime::now_utc();
         let mut ids = Vec::new();
@@ -513,7 +602,7 @@ mod cases {
         assert_eq!(live.data.get("i"), Some(&serde_json::json!(2)));
     }
 
-    pub(super) async fn tampered_or_unknown_cookie_is_a_fresh_session<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn tampered_or_unknown_cookie_is_a_fresh_session<M: OnTable>(store: Store<M>) {
         let app = app(store.clone(), hour(), Gate::default());
         let c1 = sign_in(&app, "alice").await;
         let real = sid(&c1);
@@ -549,7 +638,9 @@ mod cases {
         assert_eq!(store.length().await.expect("length"), expected);
     }
 
-    pub(super) async fn create_never_overwrites_and_save_never_inserts<B: Raw>(store: SqlStore<B>) {
+    pub(super) async fn create_never_overwrites_and_save_never_inserts<M: OnTable>(
+        store: Store<M>,
+    ) {
         let table = store.model().table().to_owned();
         let app = app(store.clone(), hour(), Gate::default());
         let c1 = sign_in(&app, "alice").await;
@@ -614,8 +705,8 @@ mod cases {
     /// since its last write, keeping the lifetime tower-sessions gave it; with
     /// `Expiry::OnSessionEnd`, tower-sessions writes nothing back for a request that changes
     /// nothing.
-    pub(super) async fn sliding_expiry_slides_on_load_without_a_write_back<B: Raw>(
-        store: SqlStore<B>,
+    pub(super) async fn sliding_expiry_slides_on_load_without_a_write_back<M: OnTable>(
+        store: Store<M>,
     ) {
         let clock = Shifted::default();
         let store = store
@@ -643,8 +734,8 @@ mod cases {
     /// Issue 12 item 8: with `Expiry::OnInactivity(30 min)` and sliding expiry, each load gives
     /// the session 30 more minutes, not the store's 14-day ttl, so a stolen cookie dies 30
     /// minutes after its last use, in the store as in the browser.
-    pub(super) async fn sliding_expiry_keeps_the_frameworks_inactivity_timeout<B: Raw>(
-        store: SqlStore<B>,
+    pub(super) async fn sliding_expiry_keeps_the_frameworks_inactivity_timeout<M: OnTable>(
+        store: Store<M>,
     ) {
         let clock = Shifted::default();
         let store = store

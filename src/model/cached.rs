@@ -195,7 +195,9 @@ impl Entries {
         if self.blind.load(SeqCst) {
             return;
         }
-        let by_ttl = now.checked_add_signed(self.ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let by_ttl = now
+            .checked_add_signed(self.ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let until = row.expires.map_or(by_ttl, |e| e.min(by_ttl));
         if until <= now {
             return;
@@ -209,7 +211,8 @@ impl Entries {
             && ticket.stripe == self.stripe(key).load(SeqCst)
             && !self.blind.load(SeqCst);
         if !unchanged {
-            self.map.remove_if(&key.get(), |kept| Arc::ptr_eq(kept, &entry));
+            self.map
+                .remove_if(&key.get(), |kept| Arc::ptr_eq(kept, &entry));
         }
     }
 
@@ -478,7 +481,8 @@ impl<M: SessionModel> SessionModel for Cached<M> {
         only_if_before: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         let result = self.inner.touch(sid, expires, now, only_if_before).await;
-        self.after_write(Fingerprint::of(sid), &result, |w| *w).await;
+        self.after_write(Fingerprint::of(sid), &result, |w| *w)
+            .await;
         result
     }
 
@@ -541,7 +545,8 @@ impl<M: SessionModel> SessionModel for Cached<M> {
 
     async fn destroy(&self, sid: &str) -> Result<bool> {
         let result = self.inner.destroy(sid).await;
-        self.after_write(Fingerprint::of(sid), &result, |w| *w).await;
+        self.after_write(Fingerprint::of(sid), &result, |w| *w)
+            .await;
         result
     }
 

@@ -10,13 +10,13 @@ mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub(crate) use defaults::throttle_limit;
-pub use defaults::{
-    Slide, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,
-};
 #[cfg(feature = "cache")]
 pub use cached::{
     CacheConfig, CacheStats, Cached, DEFAULT_LOCAL_CACHE_TTL, DEFAULT_SHARED_CACHE_TTL,
+};
+pub(crate) use defaults::throttle_limit;
+pub use defaults::{
+    Slide, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,
 };
 pub use fallback::Fallback;
 pub use memory::MemoryModel;

@@ -40,6 +40,28 @@ pub async fn table_ctx<B: Backend + Clone>(
     }
 }
 
+/// The same context with `wrap` (a cache) around its model.
+#[cfg(feature = "cache")]
+pub fn wrapped<M: SessionModel, W: SessionModel>(ctx: Ctx<M>, wrap: impl FnOnce(M) -> W) -> Ctx<W> {
+    let model =
+        Arc::try_unwrap(ctx.model).unwrap_or_else(|_| panic!("a fresh Ctx holds its model alone"));
+    Ctx {
+        model: Arc::new(wrap(model)),
+        table: ctx.table,
+        raw: ctx.raw,
+        quote: ctx.quote,
+        hour_ago: ctx.hour_ago,
+    }
+}
+
+/// The same context with a cache of this process's own in front of its model, serving each
+/// entry for an hour: every load the suite makes twice is served from it.
+#[cfg(feature = "cache")]
+pub fn cached_ctx<M: SessionModel>(ctx: Ctx<M>) -> Ctx<sequelstore::Cached<M>> {
+    let config = sequelstore::CacheConfig::new().with_ttl(std::time::Duration::from_secs(3600));
+    wrapped(ctx, |m| sequelstore::Cached::new(m, config))
+}
+
 /// Raw SQL on a sqlx pool.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub fn raw_sqlx<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> RawSql
@@ -95,6 +117,35 @@ macro_rules! backend_suites {
         mod reliability {
             use super::*;
             $crate::reliability_tests!($make_rel);
+        }
+
+        /// The conformance and differential suites again, with a cache in front of the model.
+        #[cfg(feature = "cache")]
+        mod cached {
+            use super::*;
+
+            async fn make_cached(
+                test: &str,
+            ) -> Option<common::Ctx<sequelstore::Cached<sequelstore::ConnectSession<$backend>>>>
+            {
+                Some(common::cached_ctx($make_with(test, false).await?))
+            }
+
+            async fn make_cached_versioned(
+                test: &str,
+            ) -> Option<common::Ctx<sequelstore::Cached<sequelstore::ConnectSession<$backend>>>>
+            {
+                Some(common::cached_ctx($make_with(test, true).await?))
+            }
+
+            sequelstore::conformance_tests!(make_cached);
+            $crate::differential_test!(make_cached);
+
+            mod versioned {
+                use super::*;
+                sequelstore::conformance_tests!(make_cached_versioned);
+                $crate::differential_test!(make_cached_versioned);
+            }
         }
     };
 }

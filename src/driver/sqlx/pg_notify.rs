@@ -11,8 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::invalidation::{Evictions, Fingerprint, Invalidate, Invalidation};
 use crate::Result;
+use crate::invalidation::{Evictions, Fingerprint, Invalidate, Invalidation};
 
 /// How often the listener sends itself a heartbeat unless told otherwise: every second.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
