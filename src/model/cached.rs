@@ -151,9 +151,12 @@ struct Entries {
 impl Entries {
     fn new(config: &CacheConfig, ttl: Duration, blind: bool) -> Self {
         let floor = config.max_bytes / config.max_entries as u64;
+        // The map is split in shards of equal weight, and an entry heavier than a shard is
+        // not kept: estimating entries of half a KiB keeps a small cache in few shards.
+        let estimate = (config.max_bytes / 512).clamp(1, config.max_entries as u64);
         Entries {
             map: quick_cache::sync::Cache::with_weighter(
-                config.max_entries.min(1 << 20),
+                usize::try_from(estimate).unwrap_or(usize::MAX).min(1 << 20),
                 config.max_bytes,
                 Weight { floor },
             ),
