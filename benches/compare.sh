@@ -4,6 +4,8 @@
 #
 # Run with:  benches/compare.sh --quick        # 1,000 sessions, one round: a minute or two
 #            benches/compare.sh                # 10,000 sessions, three alternating rounds
+# The cached store (`--api cached`) runs beside the others; on PostgreSQL a staleness run
+# follows (10,000 destroys on one instance, each timed until another stops serving it).
 # Options:   --rounds N   --sessions N   --backends "sqlite postgres mysql"
 #            --sweep-1m   (also sweep 1,000,000 expired rows on PostgreSQL under load; slow)
 #            --no-amplification
@@ -41,7 +43,7 @@ if [ -z "$rounds" ]; then
     if [ -n "$quick" ]; then rounds=1; else rounds=3; fi
 fi
 
-features=sqlite,postgres,mysql,tower-sessions
+features=sqlite,postgres,mysql,tower-sessions,cache
 echo "== building benches/compare (release)" >&2
 compare=$(cargo bench --bench compare --features "$features" --no-run \
     --message-format=json-render-diagnostics \
@@ -55,7 +57,7 @@ rm -rf "$out"
 mkdir -p "$out"
 failed=()
 ran=()
-stores=("sequelstore native" "sequelstore tower-sessions" "floor lean" "floor sqlx" "peer tower-sessions-0.14")
+stores=("sequelstore native" "sequelstore tower-sessions" "sequelstore cached" "floor lean" "floor sqlx" "peer tower-sessions-0.14")
 
 for backend in $backends; do
     if ! "$compare" probe --backend "$backend"; then
@@ -101,6 +103,14 @@ if [ -n "$amplification" ]; then
         "$compare" amplification --backend "$backend" || failed+=("amplification/$backend")
     done
 fi
+
+# Issue 13, part 2: how long another instance's cache can return a destroyed session.
+for backend in "${ran[@]}"; do
+    if [ "$backend" = postgres ]; then
+        echo
+        "$compare" staleness --backend postgres $quick || failed+=("staleness")
+    fi
+done
 
 if [ -n "$sweep" ]; then
     if "$compare" probe --backend postgres; then

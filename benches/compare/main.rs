@@ -13,12 +13,15 @@
 //! - `probe --backend B`: exit 0 when the server answers, 3 when it does not.
 //! - `amplification --backend B`: writes with and without the touch throttle.
 //! - `sweep-1m [--quick]`: a sweep of 1,000,000 expired rows on PostgreSQL under load.
+//! - `staleness [--tries N] [--quick]`: how long after a committed destroy on one instance
+//!   another's cache still returns the session (PostgreSQL, `LISTEN`/`NOTIFY`).
 
 mod drivers;
 mod extra;
 mod floor;
 mod lean;
 mod report;
+mod staleness;
 mod workload;
 
 use std::str::FromStr;
@@ -30,7 +33,7 @@ use sequelstore::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sequelstore::sqlx::{self, AssertSqlSafe, MySqlPool, PgPool, SqlitePool};
-use sequelstore::{Backend, ConnectSession, SessionModel, Store};
+use sequelstore::{Backend, CacheConfig, Cached, ConnectSession, PgNotify, SessionModel, Store};
 
 use drivers::{CONNECT_TIMEOUT, Native, Tower};
 use floor::{Floor, FloorPool};
@@ -53,6 +56,7 @@ async fn main() {
             "probe" => probe(&args).await,
             "amplification" => extra::amplification(&args).await,
             "sweep-1m" => extra::sweep_1m(&args).await,
+            "staleness" => staleness::staleness(&args).await,
             other => Err(format!("unknown command {other:?}").into()),
         },
         Err(e) => Err(e),
@@ -174,7 +178,7 @@ where
     }
 }
 
-async fn run_on<B: Backend + Clone>(
+async fn run_on<B: Backend + Clone + CacheOn>(
     pool: B,
     table: &str,
     args: &Args,
@@ -207,7 +211,67 @@ async fn run_on<B: Backend + Clone>(
         ("sequelstore", "tower-sessions") => {
             workload::run_and_report(Tower(quiet_store(model)), args, settle).await
         }
+        ("sequelstore", "cached") => {
+            let model = B::cached(model, &pool, table).await?;
+            workload::run_and_report(Native(quiet_store(model)), args, settle).await
+        }
         (store, api) => Err(format!("unknown store/api {store}/{api}").into()),
+    }
+}
+
+/// How each backend's store is cached for `--api cached`: with PostgreSQL's `LISTEN`/`NOTIFY`
+/// (waited for until it serves), and with a cache of the process's own elsewhere. Entries live
+/// 60 s, longer than a run's load phases.
+pub(crate) trait CacheOn: Backend + Sized {
+    async fn cached(
+        model: ConnectSession<Self>,
+        pool: &Self,
+        table: &str,
+    ) -> Res<Cached<ConnectSession<Self>>>;
+}
+
+pub(crate) fn cache_config() -> CacheConfig {
+    CacheConfig::new()
+        .with_max_entries(100_000)
+        .with_ttl(Duration::from_secs(60))
+}
+
+impl CacheOn for SqlitePool {
+    async fn cached(
+        model: ConnectSession<Self>,
+        _: &Self,
+        _: &str,
+    ) -> Res<Cached<ConnectSession<Self>>> {
+        Ok(Cached::new(model, cache_config()))
+    }
+}
+
+impl CacheOn for MySqlPool {
+    async fn cached(
+        model: ConnectSession<Self>,
+        _: &Self,
+        _: &str,
+    ) -> Res<Cached<ConnectSession<Self>>> {
+        Ok(Cached::new(model, cache_config()))
+    }
+}
+
+impl CacheOn for PgPool {
+    async fn cached(
+        model: ConnectSession<Self>,
+        pool: &Self,
+        table: &str,
+    ) -> Res<Cached<ConnectSession<Self>>> {
+        let channel = PgNotify::new(pool, table);
+        let cached = Cached::with_invalidation(model, cache_config(), channel);
+        let deadline = std::time::Instant::now() + CONNECT_TIMEOUT;
+        while !cached.is_serving() {
+            if std::time::Instant::now() > deadline {
+                return Err("the cache's LISTEN channel was not heard".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(cached)
     }
 }
 

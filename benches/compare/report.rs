@@ -253,6 +253,14 @@ fn targets(list: &[Value]) -> Vec<String> {
         };
         let rf = v["ratio_to_floor"].as_f64();
         let rp = v["ratio_to_peer"].as_f64();
+        // Issue 13, part 2: cached loads of hot sessions at 10x the floor at 16 tasks on
+        // PostgreSQL. The cache's writes pay a NOTIFY more, by design: no target.
+        if api == "cached" {
+            if op == "load" && c == 16 && backend == "postgres" {
+                check("cached load vs floor", rf, 10.0);
+            }
+            continue;
+        }
         // tower-sessions has no touch: its touch and load_touch save the whole record, against
         // the floor's one-column UPDATE. Not like for like; compared with the peer only.
         let like_for_like = api == "native" || !matches!(op, "touch" | "load_touch");
