@@ -183,7 +183,8 @@ pub type SeaOrmStore = Store<ConnectSession<SeaOrmBackend>>;
     feature = "actix-session",
     feature = "sea-orm",
     feature = "express",
-    feature = "testing"
+    feature = "testing",
+    feature = "cache"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

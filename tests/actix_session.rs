@@ -518,6 +518,69 @@ async fn mysql(test: &str) -> Option<Fixture<sequelstore::ConnectSession<sqlx::M
     Some(Fixture::new(store, Some(drop_table(pool, table))))
 }
 
+/// The same backends with a cache in front of the model: of the process's own on SQLite and
+/// MariaDB, kept coherent by `LISTEN`/`NOTIFY` on PostgreSQL (waited for until it serves).
+#[cfg(feature = "cache")]
+mod cached {
+    use super::*;
+    use sequelstore::{CacheConfig, Cached, ConnectSession};
+
+    fn config() -> CacheConfig {
+        CacheConfig::new().with_ttl(std::time::Duration::from_secs(3600))
+    }
+
+    pub(super) async fn sqlite(
+        test: &str,
+    ) -> Option<Fixture<Cached<ConnectSession<sqlx::SqlitePool>>>> {
+        let pool = db::sqlite(test).await;
+        let model = ConnectSession::auto_table(pool, &db::unique_table(test))
+            .await
+            .expect("a table on a fresh SQLite file");
+        Some(Fixture::new(
+            Store::with_model(Cached::new(model, config())),
+            None,
+        ))
+    }
+
+    #[cfg(feature = "mysql")]
+    pub(super) async fn mysql(
+        test: &str,
+    ) -> Option<Fixture<Cached<ConnectSession<sqlx::MySqlPool>>>> {
+        let pool = db::mysql().await?;
+        let table = db::unique_table(test);
+        let model = ConnectSession::auto_table(pool.clone(), &table)
+            .await
+            .expect("a table on MariaDB");
+        let store = Store::with_model(Cached::new(model, config()));
+        Some(Fixture::new(store, Some(drop_table(pool, table))))
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(super) async fn postgres(
+        test: &str,
+    ) -> Option<Fixture<Cached<ConnectSession<sqlx::PgPool>>>> {
+        let pool = db::postgres().await?;
+        let table = db::unique_table(test);
+        let model = ConnectSession::auto_table(pool.clone(), &table)
+            .await
+            .expect("a table on PostgreSQL");
+        let channel = sequelstore::PgNotify::new(&pool, &table);
+        let model = Cached::with_invalidation(model, config(), channel);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !model.is_serving() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cache's channel is heard within a minute"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Some(Fixture::new(
+            Store::with_model(model),
+            Some(drop_table(pool, table)),
+        ))
+    }
+}
+
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 fn drop_table<DB: sqlx::Database>(
     pool: sqlx::Pool<DB>,
@@ -537,9 +600,9 @@ where
 
 /// One `#[actix_web::test]` per case, for the backend `$backend` (a function above).
 macro_rules! actix_suite {
-    ($backend:ident) => {
-        mod $backend {
-            actix_suite!(@cases $backend:
+    ($name:ident, $make:path) => {
+        mod $name {
+            actix_suite!(@cases $make:
                 session_survives_across_requests,
                 expired_cookie_starts_a_fresh_session,
                 sign_out_sticks_against_a_slower_request,
@@ -551,11 +614,11 @@ macro_rules! actix_suite {
             );
         }
     };
-    (@cases $backend:ident: $($case:ident,)*) => {
+    (@cases $make:path: $($case:ident,)*) => {
         $(
             #[actix_web::test]
             async fn $case() {
-                if let Some(fx) = super::$backend(stringify!($case)).await {
+                if let Some(fx) = $make(stringify!($case)).await {
                     super::$case(&fx).await;
                     fx.finish().await;
                 }
@@ -564,8 +627,14 @@ macro_rules! actix_suite {
     };
 }
 
-actix_suite!(sqlite);
+actix_suite!(sqlite, super::sqlite);
 #[cfg(feature = "postgres")]
-actix_suite!(postgres);
+actix_suite!(postgres, super::postgres);
 #[cfg(feature = "mysql")]
-actix_suite!(mysql);
+actix_suite!(mysql, super::mysql);
+#[cfg(feature = "cache")]
+actix_suite!(cached_sqlite, super::cached::sqlite);
+#[cfg(all(feature = "cache", feature = "postgres"))]
+actix_suite!(cached_postgres, super::cached::postgres);
+#[cfg(all(feature = "cache", feature = "mysql"))]
+actix_suite!(cached_mysql, super::cached::mysql);

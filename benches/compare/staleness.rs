@@ -106,7 +106,11 @@ pub(crate) async fn staleness(args: &Args) -> Res<()> {
     let p999 = at(0.999);
     println!(
         "{} staleness p99.9 {:.1} ms, target under 50 ms",
-        if p999 < Duration::from_millis(50) { "MET" } else { "MISSED" },
+        if p999 < Duration::from_millis(50) {
+            "MET"
+        } else {
+            "MISSED"
+        },
         us(p999) / 1e3
     );
     let pool = pg_pool(&url, 1).await?;
