@@ -96,3 +96,104 @@ async fn hostile_text_round_trips_exactly() {
         assert!(store.destroy(&sid).await.unwrap());
     }
 }
+
+/// The session cache behind PgBouncer. A `LISTEN` through the pooler stays on a server
+/// connection it lends to other clients, whose queries then fail on the notifications (seen
+/// here before the check: "unexpected message: NotificationResponse" on the store's loads), so
+/// the listener refuses it and the cache never serves. With a listener straight to PostgreSQL
+/// and publishing through the pooler, two instances stay coherent.
+#[cfg(feature = "cache")]
+mod cache {
+    use std::time::Duration;
+
+    use chrono::{TimeDelta, Utc};
+    use sequelstore::{CacheConfig, Cached, ConnectSession, PgNotify, SessionModel, SessionRow};
+    use tokio::time::Instant;
+
+    use super::db;
+
+    fn config() -> CacheConfig {
+        CacheConfig::new().with_ttl(Duration::from_secs(3600))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listener_through_pgbouncer_is_refused_and_the_cache_never_serves() {
+        let Some(bouncer) = db::pgbouncer().await else {
+            return;
+        };
+        let table = db::unique_table("cache_via_bouncer");
+        let model = ConnectSession::auto_table(bouncer.clone(), &table)
+            .await
+            .unwrap();
+        let channel =
+            PgNotify::new(bouncer.pool(), &table).with_heartbeat(Duration::from_millis(20));
+        let cache = Cached::with_invalidation(model, config(), channel);
+        let now = Utc::now();
+        let row = SessionRow::new("s", "{}", Some(now + TimeDelta::hours(1)));
+        cache.save(&row, now).await.unwrap();
+        // A hundred heartbeats' time: a listener would have been heard long before, and its
+        // notifications would have reached the store's own connections.
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            assert!(cache.load("s", now).await.unwrap().is_some());
+            assert!(!cache.is_serving(), "a listener behind PgBouncer was let listen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!((cache.stats().hits, cache.stats().entries), (0, 0));
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\"")))
+            .execute(bouncer.pool())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_direct_listener_keeps_caches_behind_pgbouncer_coherent() {
+        let (Some(bouncer), Some(direct)) = (db::pgbouncer().await, db::postgres().await) else {
+            return;
+        };
+        let table = db::unique_table("cache_bouncer_direct");
+        let instance = async || {
+            let model = ConnectSession::auto_table(bouncer.clone(), &table)
+                .await
+                .unwrap();
+            let channel = PgNotify::new(bouncer.pool(), &table)
+                .with_listen_options(direct.connect_options().as_ref().clone());
+            let cache = Cached::with_invalidation(model, config(), channel);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !cache.is_serving() {
+                assert!(Instant::now() < deadline, "a direct listener is heard");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            cache
+        };
+        let (a, b) = (instance().await, instance().await);
+        let now = Utc::now();
+        for i in 0..10 {
+            let sid = format!("s{i}");
+            let row = SessionRow::new(&sid, "{}", Some(now + TimeDelta::hours(1)));
+            a.save(&row, now).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let hits = b.stats().hits;
+                assert!(b.load(&sid, now).await.unwrap().is_some());
+                if b.stats().hits > hits {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "b serves the session from memory"
+                );
+            }
+            assert!(a.destroy(&sid).await.unwrap());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while b.load(&sid, now).await.unwrap().is_some() {
+                assert!(Instant::now() < deadline, "b drops the destroyed session");
+                tokio::task::yield_now().await;
+            }
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\"")))
+            .execute(&direct)
+            .await
+            .unwrap();
+    }
+}

@@ -35,12 +35,21 @@ const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
 ///
 /// The listener needs a connection of its own straight to PostgreSQL: it uses the pool's
 /// connect options unless [`PgNotify::with_listen_options`] gives others (the server behind
-/// PgBouncer, say). Publishing goes through the pool.
+/// PgBouncer, say). Before it listens it asks the server for its port
+/// (`inet_server_port()`): on another port than the one connected to, it is talking to a
+/// pooler, and it refuses (logged as an error; the cache then never serves), because a `LISTEN`
+/// through PgBouncer in transaction mode stays on a server connection that the pooler lends to
+/// other clients, whose queries then fail on the notifications. A session-level proxy on
+/// another port is allowed with [`PgNotify::with_listen_through_proxy`]; a pooler on the same
+/// port as the server (on another host), or one reached through a Unix socket, cannot be told
+/// apart this way. Publishing goes through the pool, unprepared, so a pool that reaches
+/// PostgreSQL through PgBouncer (`PgBouncerPool::pool`) can publish.
 pub struct PgNotify {
     pool: PgPool,
     listen_pool: PgPool,
     channel: String,
     heartbeat: Duration,
+    through_proxy: bool,
 }
 
 impl fmt::Debug for PgNotify {
@@ -73,6 +82,7 @@ impl PgNotify {
             listen_pool: listen_pool(options),
             channel: format!("sequelstore_{:016x}", Fingerprint::of(table).get()),
             heartbeat: DEFAULT_HEARTBEAT,
+            through_proxy: false,
         }
     }
 
@@ -95,26 +105,89 @@ impl PgNotify {
         &self.channel
     }
 
-    /// A listener on the channel, or the error that stopped it.
-    async fn subscribe(&self) -> std::result::Result<PgListener, sqlx::Error> {
+    /// Listen through a proxy on another port than the server's (one that keeps a client's
+    /// server connection for the whole session, as HAProxy does), which the listener refuses
+    /// otherwise: see [`PgNotify`].
+    pub fn with_listen_through_proxy(mut self, yes: bool) -> Self {
+        self.through_proxy = yes;
+        self
+    }
+
+    /// A listener on the channel, or what stopped it.
+    async fn subscribe(&self) -> std::result::Result<PgListener, Refused> {
         let mut listener = PgListener::connect_with(&self.listen_pool).await?;
         listener.ignore_pool_close_event(true);
         // Report a lost connection at once rather than after reconnecting: messages sent
         // meanwhile are gone, and the cache must know.
         listener.eager_reconnect(false);
+        if !self.through_proxy {
+            self.check_direct(&mut listener).await?;
+        }
         listener.listen(&self.channel).await?;
         Ok(listener)
     }
+
+    /// Refuses a listening connection whose server is on another port than the one connected
+    /// to: a pooler such as PgBouncer in transaction mode, where `LISTEN` would stay on a server
+    /// connection the pooler then lends to other clients, and their queries fail on the
+    /// notifications (sqlx: "unexpected message: NotificationResponse").
+    async fn check_direct(&self, listener: &mut PgListener) -> std::result::Result<(), Refused> {
+        let options = self.listen_pool.connect_options();
+        if options.get_socket().is_some() {
+            return Ok(());
+        }
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe("SELECT inet_server_port()".to_owned()))
+            .fetch_one(&mut *listener)
+            .await?;
+        let server_port: Option<i32> = sqlx::Row::try_get(&row, 0)?;
+        match server_port {
+            Some(port) if port != i32::from(options.get_port()) => Err(Refused::Proxy(format!(
+                "the session cache's listener connects to port {} but the server there says it                  is on port {port}: a pooler (PgBouncer in transaction mode would hand the                  LISTEN to other clients, whose queries then fail). The cache will not serve.                  Give PgNotify::with_listen_options the server's own address, or call                  with_listen_through_proxy(true) for a proxy that keeps one server connection                  per client",
+                options.get_port()
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// Sends `payload` on `channel`.
+/// Whether `text` can be written into a string literal as it is: the channel names and
+/// payloads this file makes (hex digits, letters, `_`, `*` and spaces) always can.
+fn plain(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'*' | b' '))
+}
+
+/// Sends `payload` on `channel`, as one unprepared statement: it works through PgBouncer in
+/// transaction mode too, where a prepared one would not (a `NOTIFY` is delivered at commit,
+/// whichever server connection ran it).
 async fn notify(pool: &PgPool, channel: &str, payload: String) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(channel)
-        .bind(payload)
-        .execute(pool)
-        .await?;
+    if !plain(channel) || !plain(&payload) {
+        return Err(crate::Error::Internal(format!(
+            "invalidation message of {} bytes on a channel of {} bytes is not plain text",
+            payload.len(),
+            channel.len()
+        )));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_notify('{channel}', '{payload}')"
+    )))
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+/// Why the listener did not listen.
+enum Refused {
+    /// A connection or query error: tried again.
+    Sqlx(sqlx::Error),
+    /// The connection goes through a pooler: never tried again.
+    Proxy(String),
+}
+
+impl From<sqlx::Error> for Refused {
+    fn from(err: sqlx::Error) -> Self {
+        Refused::Sqlx(err)
+    }
 }
 
 /// What a message says, read back from its payload: `<origin> <what>` in hex.
@@ -200,7 +273,13 @@ impl Invalidation for PgNotify {
         while !cache.is_closed() {
             let mut listener = match self.subscribe().await {
                 Ok(listener) => listener,
-                Err(err) => {
+                Err(Refused::Proxy(why)) => {
+                    live.store(false, SeqCst);
+                    cache.lost();
+                    tracing::error!("{why}");
+                    return;
+                }
+                Err(Refused::Sqlx(err)) => {
                     live.store(false, SeqCst);
                     cache.lost();
                     tracing::debug!(error = %err, ?wait, "session cache: cannot listen yet");
@@ -258,6 +337,14 @@ mod tests {
         }
         for junk in ["", "beat", "zz beat", "7", "7 nothex", "7  "] {
             assert_eq!(parse(junk), None, "{junk:?}");
+        }
+        let key = Fingerprint::of("x");
+        for what in [None, Some(Invalidate::All), Some(Invalidate::Session(key))] {
+            assert!(plain(&payload(u64::MAX, what)));
+        }
+        assert!(plain("sequelstore_0123456789abcdef"));
+        for quoted in ["a'b", "a\\b", "a;b", "é"] {
+            assert!(!plain(quoted), "{quoted:?}");
         }
     }
 }
