@@ -635,6 +635,138 @@ mod postgres {
     }
 }
 
+/// A TCP relay in front of PostgreSQL that can freeze: every connection open at that moment
+/// goes silent for good (its bytes held in both directions, nothing closed), as behind a
+/// network that drops packets; connections made after the thaw work.
+#[cfg(feature = "postgres")]
+mod freezer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::watch;
+
+    pub(super) struct Freezer {
+        pub(super) port: u16,
+        /// Whether frozen, and the generation of the connections that may still talk.
+        state: watch::Sender<(bool, u64)>,
+    }
+
+    impl Freezer {
+        pub(super) fn freeze(&self) {
+            self.state.send_modify(|(frozen, generation)| {
+                *frozen = true;
+                *generation += 1;
+            });
+        }
+
+        pub(super) fn thaw(&self) {
+            self.state.send_modify(|(frozen, _)| *frozen = false);
+        }
+    }
+
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut state: watch::Receiver<(bool, u64)>,
+        born: u64,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let Ok(n) = from.read(&mut buf).await else {
+                return;
+            };
+            let open = state
+                .wait_for(|&(frozen, generation)| !frozen && generation == born)
+                .await
+                .is_ok();
+            if n == 0 || !open {
+                return;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub(super) async fn start(upstream: (String, u16)) -> Freezer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (state, watch) = watch::channel((false, 0));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect((upstream.0.as_str(), upstream.1)).await else {
+                    continue;
+                };
+                let born = watch.borrow().1;
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, watch.clone(), born));
+                tokio::spawn(pump(sr, cw, watch.clone(), born));
+            }
+        });
+        Freezer { port, state }
+    }
+}
+
+/// B listens through a relay that freezes: no error, no closed connection, just silence for
+/// good. B's heartbeat goes unheard, so B stops serving and listens again on a new connection
+/// (without that, it would wait on the silent one for ever); a destroy on A while B could not
+/// hear it is never served by B.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_silent_listener_stops_the_cache_and_is_replaced() {
+    use sequelstore::PgNotify;
+    let Some(pool) = db::postgres().await else {
+        return;
+    };
+    let table = db::unique_table("cache_pg_silent");
+    let options = pool.connect_options().as_ref().clone();
+    let relay = freezer::start((options.get_host().to_owned(), options.get_port())).await;
+    let model = |pool: sqlx::PgPool| {
+        let table = table.clone();
+        async move { ConnectSession::auto_table(pool, &table).await.unwrap() }
+    };
+    let a = Cached::with_invalidation(
+        model(pool.clone()).await,
+        hour_ttl(),
+        PgNotify::new(&pool, &table).with_heartbeat(Duration::from_millis(50)),
+    );
+    let through_relay = options.clone().host("127.0.0.1").port(relay.port);
+    let b = Cached::with_invalidation(
+        model(pool.clone()).await,
+        hour_ttl(),
+        PgNotify::new(&pool, &table)
+            .with_listen_options(through_relay)
+            .with_listen_through_proxy(true)
+            .with_heartbeat(Duration::from_millis(50)),
+    );
+    serving(&a).await;
+    serving(&b).await;
+    let now = Utc::now();
+    for round in 0..2 {
+        let sid = format!("s{round}");
+        a.save(&row(&sid, "{}", now + secs(3600)), now)
+            .await
+            .unwrap();
+        until("b keeps the session", async || {
+            b.load(&sid, now).await.unwrap().is_some() && b.stats().entries > 0
+        })
+        .await;
+        relay.freeze();
+        assert!(a.destroy(&sid).await.unwrap());
+        until("b notices the silence", async || !b.is_serving()).await;
+        assert_eq!(b.load(&sid, now).await.unwrap(), None);
+        relay.thaw();
+        until("b listens again", async || b.is_serving()).await;
+        for _ in 0..10 {
+            assert_eq!(b.load(&sid, now).await.unwrap(), None, "sign-out sticks");
+        }
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\"")))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQLite and MariaDB: no channel, the ttl is the bound
 

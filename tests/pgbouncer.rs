@@ -136,7 +136,10 @@ mod cache {
         let until = Instant::now() + Duration::from_secs(2);
         while Instant::now() < until {
             assert!(cache.load("s", now).await.unwrap().is_some());
-            assert!(!cache.is_serving(), "a listener behind PgBouncer was let listen");
+            assert!(
+                !cache.is_serving(),
+                "a listener behind PgBouncer was let listen"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!((cache.stats().hits, cache.stats().entries), (0, 0));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::Result;
@@ -29,9 +29,9 @@ const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
 ///
 /// A message names the session by its [`Fingerprint`], never by its id. The listener sends
 /// itself a heartbeat every second and counts the channel as live only while it hears it: a
-/// dropped connection, or three heartbeats unheard (a silent network failure, a listener
-/// reaching PostgreSQL through PgBouncer in transaction mode, where `LISTEN` does not work),
-/// puts the cache out of service until the heartbeat is heard again.
+/// dropped connection, or three heartbeats unheard (a silent network failure), puts the cache
+/// out of service, and the listener listens again on a new connection until the heartbeat is
+/// heard again.
 ///
 /// The listener needs a connection of its own straight to PostgreSQL: it uses the pool's
 /// connect options unless [`PgNotify::with_listen_options`] gives others (the server behind
@@ -46,7 +46,7 @@ const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
 /// PostgreSQL through PgBouncer (`PgBouncerPool::pool`) can publish.
 pub struct PgNotify {
     pool: PgPool,
-    listen_pool: PgPool,
+    listen: PgConnectOptions,
     channel: String,
     heartbeat: Duration,
     through_proxy: bool,
@@ -61,7 +61,9 @@ impl fmt::Debug for PgNotify {
     }
 }
 
-/// A pool of one connection that is never closed for idleness, for the listener.
+/// A pool of one connection that is never closed for idleness, for one listener: each
+/// listening connection gets a pool of its own, so that one dropped as silent is closed with
+/// its pool instead of being handed out again.
 fn listen_pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(1)
@@ -79,7 +81,7 @@ impl PgNotify {
         let options = pool.connect_options().as_ref().clone();
         PgNotify {
             pool: pool.clone(),
-            listen_pool: listen_pool(options),
+            listen: options,
             channel: format!("sequelstore_{:016x}", Fingerprint::of(table).get()),
             heartbeat: DEFAULT_HEARTBEAT,
             through_proxy: false,
@@ -89,7 +91,7 @@ impl PgNotify {
     /// Listen on a connection made with `options` instead of the pool's: for a pool that
     /// reaches PostgreSQL through PgBouncer in transaction mode, give the server's own address.
     pub fn with_listen_options(mut self, options: PgConnectOptions) -> Self {
-        self.listen_pool = listen_pool(options);
+        self.listen = options;
         self
     }
 
@@ -115,7 +117,7 @@ impl PgNotify {
 
     /// A listener on the channel, or what stopped it.
     async fn subscribe(&self) -> std::result::Result<PgListener, Refused> {
-        let mut listener = PgListener::connect_with(&self.listen_pool).await?;
+        let mut listener = PgListener::connect_with(&listen_pool(self.listen.clone())).await?;
         listener.ignore_pool_close_event(true);
         // Report a lost connection at once rather than after reconnecting: messages sent
         // meanwhile are gone, and the cache must know.
@@ -132,7 +134,7 @@ impl PgNotify {
     /// connection the pooler then lends to other clients, and their queries fail on the
     /// notifications (sqlx: "unexpected message: NotificationResponse").
     async fn check_direct(&self, listener: &mut PgListener) -> std::result::Result<(), Refused> {
-        let options = self.listen_pool.connect_options();
+        let options = &self.listen;
         if options.get_socket().is_some() {
             return Ok(());
         }
@@ -241,9 +243,16 @@ impl Invalidation for PgNotify {
         let cache = Arc::new(cache);
         let heard = Arc::new(Mutex::new(Instant::now()));
         let live = Arc::new(AtomicBool::new(false));
+        // Told by the heartbeat task to drop a listening connection that has gone silent.
+        let silent = Arc::new(Notify::new());
         // The heartbeat: sent through the pool, heard (or not) by the listener below.
         let beat = {
-            let (cache, heard, live) = (Arc::clone(&cache), Arc::clone(&heard), Arc::clone(&live));
+            let (cache, heard, live, silent) = (
+                Arc::clone(&cache),
+                Arc::clone(&heard),
+                Arc::clone(&live),
+                Arc::clone(&silent),
+            );
             let (pool, channel, every) = (self.pool.clone(), self.channel.clone(), self.heartbeat);
             tokio::spawn(async move {
                 loop {
@@ -254,16 +263,16 @@ impl Invalidation for PgNotify {
                         tracing::debug!(error = %err, "session cache: heartbeat not sent");
                     }
                     tokio::time::sleep(every).await;
-                    let silent = heard.lock().await.elapsed();
-                    if live.load(SeqCst) && silent > every * MISSED_HEARTBEATS {
-                        live.store(false, SeqCst);
-                        tracing::warn!(
-                            ?silent,
-                            "session cache: no heartbeat heard on the invalidation channel (is \
-                             the listener going through PgBouncer in transaction mode? give \
-                             PgNotify::with_listen_options the server's address)"
-                        );
+                    let quiet = heard.lock().await.elapsed();
+                    if quiet > every * MISSED_HEARTBEATS {
+                        if live.swap(false, SeqCst) {
+                            tracing::warn!(
+                                ?quiet,
+                                "session cache: no heartbeat heard on the invalidation channel;                                  listening again on a new connection"
+                            );
+                        }
                         cache.lost();
+                        silent.notify_waiters();
                     }
                 }
             })
@@ -289,8 +298,15 @@ impl Invalidation for PgNotify {
                 }
             };
             wait = Duration::from_millis(50);
+            // A new connection gets the heartbeat's full grace before it counts as silent.
+            *heard.lock().await = Instant::now();
             loop {
-                let message = match listener.try_recv().await {
+                // Dropping a receive half-way is safe here: the connection is dropped with it.
+                let received = tokio::select! {
+                    received = listener.try_recv() => received,
+                    () = silent.notified() => break,
+                };
+                let message = match received {
                     Ok(Some(message)) => message,
                     Ok(None) | Err(_) => break,
                 };
@@ -309,6 +325,7 @@ impl Invalidation for PgNotify {
                     _ => {}
                 }
             }
+            drop(listener);
             live.store(false, SeqCst);
             if !cache.lost() {
                 return;
