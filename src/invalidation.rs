@@ -155,7 +155,58 @@ impl Evictions {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+
+    /// A cache that writes down what its channel told it.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<String>>);
+
+    impl CacheControl for Told {
+        fn evict(&self, key: Fingerprint) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("evict {:x}", key.get()));
+        }
+        fn evict_all(&self) {
+            self.0.lock().unwrap().push("evict all".into());
+        }
+        fn lost(&self) {
+            self.0.lock().unwrap().push("lost".into());
+        }
+        fn live(&self) {
+            self.0.lock().unwrap().push("live".into());
+        }
+    }
+
+    #[test]
+    fn evictions_reach_the_cache_while_it_lives() {
+        let told = Arc::new(Told::default());
+        let cache: Arc<dyn CacheControl> = Arc::clone(&told) as Arc<dyn CacheControl>;
+        let evictions = Evictions::new(Arc::downgrade(&cache), 0xab);
+        assert_eq!(evictions.origin(), 0xab);
+        assert!(!evictions.is_closed());
+        assert_eq!(
+            format!("{evictions:?}"),
+            "Evictions { origin: 00000000000000ab, closed: false }"
+        );
+        assert!(evictions.apply(Invalidate::Session(Fingerprint::from_u64(0x2a))));
+        assert!(evictions.apply(Invalidate::All));
+        assert!(evictions.lost());
+        assert!(evictions.live());
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            ["evict 2a", "evict all", "lost", "live"]
+        );
+        drop(cache);
+        drop(told);
+        assert!(evictions.is_closed());
+        assert!(!evictions.apply(Invalidate::All));
+        assert!(!evictions.lost());
+        assert!(!evictions.live());
+    }
 
     #[test]
     fn fingerprints_are_fnv1a_and_stable() {

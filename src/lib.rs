@@ -94,6 +94,7 @@ mod model;
 mod serializer;
 pub mod sql;
 mod store;
+mod task;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

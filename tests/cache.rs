@@ -117,18 +117,21 @@ impl SessionModel for Shared {
 #[derive(Debug, Clone)]
 struct Bus {
     messages: broadcast::Sender<(u64, Invalidate)>,
+    published: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug)]
 struct Link {
     bus: broadcast::Sender<(u64, Invalidate)>,
     up: watch::Receiver<bool>,
+    published: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Bus {
     fn new() -> Self {
         Bus {
             messages: broadcast::channel(1024).0,
+            published: Arc::default(),
         }
     }
 
@@ -138,6 +141,7 @@ impl Bus {
         let link = Link {
             bus: self.messages.clone(),
             up,
+            published: Arc::clone(&self.published),
         };
         (link, switch)
     }
@@ -146,6 +150,8 @@ impl Bus {
 #[async_trait]
 impl Invalidation for Link {
     async fn publish(&self, origin: u64, what: Invalidate) -> sequelstore::Result<()> {
+        self.published
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.bus.send((origin, what));
         Ok(())
     }
@@ -229,6 +235,47 @@ async fn a_hot_session_is_served_from_memory_for_at_most_the_ttl() {
         served.data, r#"{"n":2}"#,
         "loaded again once the ttl is over"
     );
+    // `purge` drops what this instance holds, whatever its age.
+    shared
+        .rows
+        .save(&row("s", r#"{"n":3}"#, now + secs(3600)), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.load("s", now + secs(11)).await.unwrap().unwrap().data,
+        r#"{"n":2}"#
+    );
+    cache.purge();
+    assert_eq!(cache.stats().entries, 0);
+    assert_eq!(
+        cache.load("s", now + secs(11)).await.unwrap().unwrap().data,
+        r#"{"n":3}"#
+    );
+}
+
+#[tokio::test]
+async fn its_debug_output_shows_the_state_and_no_session() {
+    let cache = Cached::new(MemoryModel::new(), hour_ttl());
+    let now = t0();
+    let sid = "a-secret-session-id-of-some-length";
+    cache
+        .save(&row(sid, "{}", now + secs(60)), now)
+        .await
+        .unwrap();
+    assert!(cache.load(sid, now).await.unwrap().is_some());
+    assert!(cache.load(sid, now).await.unwrap().is_some());
+    let shown = format!("{cache:?}");
+    for part in [
+        "Cached",
+        "MemoryModel",
+        "serving: true",
+        "hits: 1",
+        "misses: 1",
+        "entries: 1",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
+    assert!(!shown.contains("secret"), "{shown}");
 }
 
 #[tokio::test]
@@ -293,8 +340,11 @@ async fn a_throttled_touch_that_is_not_due_is_answered_from_memory() {
         .unwrap()
         .unwrap();
     assert_eq!(row.expires, Some(now + secs(900)));
+    // The row the touch returned is kept: the next load is a hit with the new expiry.
+    let hits = cache.stats().hits;
     let loaded = cache.load("s", now + secs(300)).await.unwrap().unwrap();
     assert_eq!(loaded.expires, Some(now + secs(900)));
+    assert_eq!(cache.stats().hits, hits + 1);
 }
 
 /// A load that read the row before a destroy committed, and returns after it, must not leave
@@ -418,12 +468,98 @@ async fn a_write_on_one_instance_evicts_on_the_others() {
         assert_eq!(b.load("s", now).await.unwrap(), None, "sign-out sticks");
     }
     a.save(&row("t", "3", later), now).await.unwrap();
-    assert!(b.load("t", now).await.unwrap().is_some());
+    until("b serves t from memory", async || {
+        let hits = b.stats().hits;
+        assert!(b.load("t", now).await.unwrap().is_some());
+        b.stats().hits > hits
+    })
+    .await;
     a.clear().await.unwrap();
     until("b drops everything after a clear", async || {
         b.load("t", now).await.unwrap().is_none()
     })
     .await;
+}
+
+impl Bus {
+    fn published(&self) -> usize {
+        self.published.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The sliding loads publish when they wrote, and only then, and keep the row they return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_writes_are_published_and_their_rows_kept() {
+    let bus = Bus::new();
+    let (link, _up) = bus.link();
+    let cache = Cached::with_invalidation(MemoryModel::new(), hour_ttl(), link);
+    serving(&cache).await;
+    let now = t0();
+    let hit = async |sid: &str, at: DateTime<Utc>| {
+        let hits = cache.stats().hits;
+        let row = cache.load(sid, at).await.unwrap();
+        (row.and_then(|r| r.expires), cache.stats().hits == hits + 1)
+    };
+    cache
+        .save(&row("s", "{}", now + secs(600)), now)
+        .await
+        .unwrap();
+    assert_eq!(bus.published(), 1, "a save");
+    assert_eq!(hit("s", now).await, (Some(now + secs(600)), false));
+    // A throttled touch that is not due, from memory.
+    let throttled = cache
+        .load_and_touch("s", now + secs(610), now + secs(10), Some(now + secs(310)))
+        .await
+        .unwrap();
+    assert_eq!(throttled.unwrap().expires, Some(now + secs(600)));
+    // A slide that is not due: asked of the model, nothing written, nothing published.
+    let slide = |at| sequelstore::Slide::new(at, at + secs(600), Some(Duration::from_secs(300)));
+    let slid = cache
+        .load_and_slide("s", slide(now + secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(slid.unwrap().expires, Some(now + secs(600)));
+    assert_eq!(
+        cache.load_and_slide("nobody", slide(now)).await.unwrap(),
+        None
+    );
+    assert_eq!(bus.published(), 1, "nothing written since the save");
+    assert_eq!(
+        hit("s", now + secs(10)).await,
+        (Some(now + secs(600)), true)
+    );
+    // The same throttled touch with nothing cached: asked of the model, which writes nothing.
+    cache.purge();
+    let throttled = cache
+        .load_and_touch("s", now + secs(610), now + secs(10), Some(now + secs(310)))
+        .await
+        .unwrap();
+    assert_eq!(throttled.unwrap().expires, Some(now + secs(600)));
+    assert_eq!(bus.published(), 1, "a touch the throttle skipped");
+    assert_eq!(
+        hit("s", now + secs(10)).await,
+        (Some(now + secs(600)), true)
+    );
+    // A touch with no throttle writes: published, and its row kept.
+    let touched = cache
+        .load_and_touch("s", now + secs(700), now + secs(20), None)
+        .await
+        .unwrap();
+    assert_eq!(touched.unwrap().expires, Some(now + secs(700)));
+    assert_eq!(bus.published(), 2, "the touch");
+    assert_eq!(
+        hit("s", now + secs(20)).await,
+        (Some(now + secs(700)), true)
+    );
+    // A slide that is due writes: published, and its row kept.
+    let slid = cache
+        .load_and_slide("s", slide(now + secs(400)))
+        .await
+        .unwrap();
+    let expires = slid.unwrap().expires;
+    assert!(expires > Some(now + secs(700)), "{expires:?}");
+    assert_eq!(bus.published(), 3, "the slide");
+    assert_eq!(hit("s", now + secs(400)).await, (expires, true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,6 +731,34 @@ mod postgres {
             }
         }
         p.finish().await;
+    }
+
+    /// A dropped cache takes its listening connection with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_cache_stops_listening() {
+        let Some(p) = pair("cache_pg_drop").await else {
+            return;
+        };
+        let (pool, name, table) = (p.pool.clone(), p.b_listener.clone(), p.table.clone());
+        let listeners = async || -> i64 {
+            sqlx::query_as::<_, (i64,)>(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .0
+        };
+        assert_eq!(listeners().await, 1);
+        let Pair { a, b, .. } = p;
+        drop(b);
+        until("b's listener is gone", async || listeners().await == 0).await;
+        drop(a);
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{table}\"")))
+            .execute(&pool)
+            .await
+            .unwrap();
     }
 
     /// The listening connection of b is killed: b stops serving until it listens again, and a

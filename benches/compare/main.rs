@@ -225,9 +225,11 @@ async fn run_on<B: Backend + Clone + CacheOn>(
 pub(crate) trait CacheOn: Backend + Sized {
     async fn cached(
         model: ConnectSession<Self>,
-        pool: &Self,
-        table: &str,
-    ) -> Res<Cached<ConnectSession<Self>>>;
+        _pool: &Self,
+        _table: &str,
+    ) -> Res<Cached<ConnectSession<Self>>> {
+        Ok(Cached::new(model, cache_config()))
+    }
 }
 
 pub(crate) fn cache_config() -> CacheConfig {
@@ -236,25 +238,9 @@ pub(crate) fn cache_config() -> CacheConfig {
         .with_ttl(Duration::from_secs(60))
 }
 
-impl CacheOn for SqlitePool {
-    async fn cached(
-        model: ConnectSession<Self>,
-        _: &Self,
-        _: &str,
-    ) -> Res<Cached<ConnectSession<Self>>> {
-        Ok(Cached::new(model, cache_config()))
-    }
-}
+impl CacheOn for SqlitePool {}
 
-impl CacheOn for MySqlPool {
-    async fn cached(
-        model: ConnectSession<Self>,
-        _: &Self,
-        _: &str,
-    ) -> Res<Cached<ConnectSession<Self>>> {
-        Ok(Cached::new(model, cache_config()))
-    }
-}
+impl CacheOn for MySqlPool {}
 
 impl CacheOn for PgPool {
     async fn cached(

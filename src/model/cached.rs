@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::task::AbortHandle;
 
 use super::{Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, touch_is_due};
 use crate::Result;
 use crate::invalidation::{CacheControl, Evictions, Fingerprint, Invalidate, Invalidation};
+use crate::task::AbortOnDrop;
 
 /// How long an entry is served without a channel ([`Cached::new`]): 1 s.
 pub const DEFAULT_LOCAL_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -284,7 +284,8 @@ pub struct Cached<M> {
     entries: Arc<Entries>,
     channel: Option<Arc<dyn Invalidation>>,
     origin: u64,
-    listener: Option<AbortHandle>,
+    /// The task listening on the channel, which ends with the cache.
+    _listener: Option<AbortOnDrop>,
 }
 
 impl<M> fmt::Debug for Cached<M> {
@@ -296,14 +297,6 @@ impl<M> fmt::Debug for Cached<M> {
             .field("serving", &self.is_serving())
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-impl<M> Drop for Cached<M> {
-    fn drop(&mut self) {
-        if let Some(listener) = &self.listener {
-            listener.abort();
-        }
     }
 }
 
@@ -330,7 +323,7 @@ impl<M: SessionModel> Cached<M> {
             entries: Arc::new(Entries::new(&config, ttl, false)),
             channel: None,
             origin: random_origin(),
-            listener: None,
+            _listener: None,
         }
     }
 
@@ -352,11 +345,11 @@ impl<M: SessionModel> Cached<M> {
         let listener = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let channel = Arc::clone(&channel);
-                Some(
+                Some(AbortOnDrop(
                     runtime
                         .spawn(async move { channel.listen(evictions).await })
                         .abort_handle(),
-                )
+                ))
             }
             Err(_) => {
                 tracing::warn!(
@@ -371,7 +364,7 @@ impl<M: SessionModel> Cached<M> {
             entries,
             channel: Some(channel),
             origin,
-            listener,
+            _listener: listener,
         }
     }
 }
@@ -574,5 +567,38 @@ impl<M: SessionModel> SessionModel for Cached<M> {
         let result = self.inner.clear().await;
         self.changed(Invalidate::All).await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_keeps_its_bounds_above_zero() {
+        let config = CacheConfig::new();
+        assert_eq!(
+            (config.max_entries(), config.max_bytes()),
+            (10_000, 64 << 20)
+        );
+        let config = config.with_max_entries(0).with_max_bytes(0);
+        assert_eq!((config.max_entries(), config.max_bytes()), (1, 1));
+        let config = config.with_max_entries(7).with_max_bytes(4096);
+        assert_eq!((config.max_entries(), config.max_bytes()), (7, 4096));
+        assert_eq!(CacheConfig::default(), CacheConfig::new());
+    }
+
+    #[test]
+    fn an_entry_weighs_its_bytes_or_the_floor() {
+        use quick_cache::Weighter;
+        let entry = Arc::new(Entry {
+            row: SessionRow::new("abc", "0123456789", None),
+            until: DateTime::<Utc>::MAX_UTC,
+        });
+        assert_eq!(
+            Weight { floor: 0 }.weight(&0, &entry),
+            3 + 10 + ENTRY_OVERHEAD
+        );
+        assert_eq!(Weight { floor: 1000 }.weight(&0, &entry), 1000);
     }
 }

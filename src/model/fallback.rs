@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::task::AbortHandle;
 
 use super::{Capabilities, Created, MemoryModel, SessionModel, SessionRow, Slide, Sweep};
 use crate::Result;
+use crate::task::AbortOnDrop;
 
 /// Makes the model asked for; tried again while the database cannot be reached.
 pub(crate) type MakeModel<M> =
@@ -36,7 +36,8 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 pub struct Fallback<M> {
     primary: Arc<OnceLock<M>>,
     memory: MemoryModel,
-    retry: Option<AbortHandle>,
+    /// The task trying the database again, which ends with the model.
+    _retry: Option<AbortOnDrop>,
 }
 
 impl<M> fmt::Debug for Fallback<M> {
@@ -48,14 +49,6 @@ impl<M> fmt::Debug for Fallback<M> {
     }
 }
 
-impl<M> Drop for Fallback<M> {
-    fn drop(&mut self) {
-        if let Some(retry) = &self.retry {
-            retry.abort();
-        }
-    }
-}
-
 impl<M: SessionModel> Fallback<M> {
     /// Over `model`, which answered.
     pub(crate) fn primary(model: M) -> Self {
@@ -64,7 +57,7 @@ impl<M: SessionModel> Fallback<M> {
         Fallback {
             primary,
             memory: MemoryModel::new(),
-            retry: None,
+            _retry: None,
         }
     }
 
@@ -100,11 +93,12 @@ impl<M: SessionModel> Fallback<M> {
                     }
                 })
                 .abort_handle()
-        });
+        })
+        .map(AbortOnDrop);
         Fallback {
             primary,
             memory: MemoryModel::new(),
-            retry,
+            _retry: retry,
         }
     }
 }

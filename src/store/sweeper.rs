@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 
 use super::Store;
 use crate::clock::Clock;
 use crate::model::SessionModel;
+use crate::task::AbortOnDrop;
 use crate::time::to_millis;
 
 impl<M: SessionModel> Store<M> {
@@ -94,16 +95,6 @@ enum State {
     Running(#[allow(dead_code, reason = "held for its Drop, which aborts the task")] AbortOnDrop),
     /// `stop_sweeper` was called: never again.
     Stopped,
-}
-
-/// Aborts a task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 async fn run_sweeper<M: SessionModel>(

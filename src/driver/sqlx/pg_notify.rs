@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::Result;
 use crate::invalidation::{Evictions, Fingerprint, Invalidate, Invalidation};
+use crate::task::AbortOnDrop;
 
 /// How often the listener sends itself a heartbeat unless told otherwise: every second.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -221,15 +222,6 @@ fn parse(payload: &str) -> Option<Message> {
             what: Invalidate::Session(Fingerprint::from_u64(u64::from_str_radix(key, 16).ok()?)),
         },
     })
-}
-
-/// Aborts the heartbeat task when the listener stops (or is itself aborted).
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[async_trait]
