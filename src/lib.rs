@@ -62,7 +62,7 @@
 //! | `integration/` | the web framework adapters: tower-sessions, actix-session, express-session's cookie |
 //! | `store/` | [`Store`]: the policy (ttl, touch, sweeps, serialization); no SQL |
 //! | `connect_session/` | [`ConnectSession`], the default model: options, schema, statements, sweeps |
-//! | `model/` | the [`SessionModel`] trait, [`SessionRow`], [`MemoryModel`], [`Fallback`] |
+//! | `model/` | the [`SessionModel`] trait, [`SessionRow`], [`MemoryModel`], [`Fallback`], and with `cache` the `Cached` model |
 //! | [`sql`] | what SQL backends share: [`Backend`], [`Dialect`](sql::Dialect) and `dialect/<database>.rs`, statements |
 //! | [`driver`] | how statements reach a database: sqlx, rusqlite, SeaORM |
 //!
