@@ -40,8 +40,9 @@ const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
 /// (`inet_server_port()`): on another port than the one connected to, it is talking to a
 /// pooler, and it refuses (logged as an error; the cache then never serves), because a `LISTEN`
 /// through PgBouncer in transaction mode stays on a server connection that the pooler lends to
-/// other clients, whose queries then fail on the notifications. A session-level proxy on
-/// another port is allowed with [`PgNotify::with_listen_through_proxy`]; a pooler on the same
+/// other clients, whose queries then fail on the notifications. A session-level proxy, or a
+/// port mapping (Docker's `-p 5433:5432`), on another port is allowed with
+/// [`PgNotify::with_listen_through_proxy`]; a pooler on the same
 /// port as the server (on another host), or one reached through a Unix socket, cannot be told
 /// apart this way. Publishing goes through the pool, unprepared, so a pool that reaches
 /// PostgreSQL through PgBouncer (`PgBouncerPool::pool`) can publish.
