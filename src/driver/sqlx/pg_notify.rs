@@ -146,7 +146,12 @@ impl PgNotify {
         let server_port: Option<i32> = sqlx::Row::try_get(&row, 0)?;
         match server_port {
             Some(port) if port != i32::from(options.get_port()) => Err(Refused::Proxy(format!(
-                "the session cache's listener connects to port {} but the server there says it                  is on port {port}: a pooler (PgBouncer in transaction mode would hand the                  LISTEN to other clients, whose queries then fail). The cache will not serve.                  Give PgNotify::with_listen_options the server's own address, or call                  with_listen_through_proxy(true) for a proxy that keeps one server connection                  per client",
+                "the session cache's listener connects to port {} but the server there says it \
+                 is on port {port}: a pooler (PgBouncer in transaction mode would hand the \
+                 LISTEN to other clients, whose queries then fail). The cache will not serve. \
+                 Give PgNotify::with_listen_options the server's own address, or call \
+                 with_listen_through_proxy(true) for a port mapping or a proxy that keeps one \
+                 server connection per client",
                 options.get_port()
             ))),
             _ => Ok(()),
@@ -261,7 +266,8 @@ impl Invalidation for PgNotify {
                         if live.swap(false, SeqCst) {
                             tracing::warn!(
                                 ?quiet,
-                                "session cache: no heartbeat heard on the invalidation channel;                                  listening again on a new connection"
+                                "session cache: no heartbeat heard on the invalidation channel; \
+                                 listening again on a new connection"
                             );
                         }
                         cache.lost();
