@@ -88,6 +88,8 @@ pub(crate) trait CacheControl: Send + Sync {
     fn evict_all(&self);
     fn lost(&self);
     fn live(&self);
+    fn is_live(&self) -> bool;
+    fn stop(&self);
 }
 
 /// The handle an [`Invalidation`] channel gets on the cache it serves. It does not keep the
@@ -142,6 +144,19 @@ impl Evictions {
         self.with(|cache| cache.live())
     }
 
+    /// Whether the cache serves: [`live`](Evictions::live) was the last word. `false` once the
+    /// cache is gone.
+    pub fn is_live(&self) -> bool {
+        self.target.upgrade().is_some_and(|cache| cache.is_live())
+    }
+
+    /// The channel gives up for good (it was told to listen where it must not): the cache
+    /// empties itself and never serves again, and says so (`Cached::channel_stopped`).
+    /// `false` once the cache is gone.
+    pub fn stop(&self) -> bool {
+        self.with(|cache| cache.stop())
+    }
+
     /// Whether the cache is gone, so that the channel can stop listening.
     pub fn is_closed(&self) -> bool {
         self.target.strong_count() == 0
@@ -179,6 +194,12 @@ mod tests {
         fn live(&self) {
             self.0.lock().unwrap().push("live".into());
         }
+        fn is_live(&self) -> bool {
+            self.0.lock().unwrap().last().is_some_and(|l| l == "live")
+        }
+        fn stop(&self) {
+            self.0.lock().unwrap().push("stop".into());
+        }
     }
 
     #[test]
@@ -195,10 +216,13 @@ mod tests {
         assert!(evictions.apply(Invalidate::Session(Fingerprint::from_u64(0x2a))));
         assert!(evictions.apply(Invalidate::All));
         assert!(evictions.lost());
+        assert!(!evictions.is_live());
         assert!(evictions.live());
+        assert!(evictions.is_live());
+        assert!(evictions.stop());
         assert_eq!(
             *told.0.lock().unwrap(),
-            ["evict 2a", "evict all", "lost", "live"]
+            ["evict 2a", "evict all", "lost", "live", "stop"]
         );
         drop(cache);
         drop(told);
@@ -206,6 +230,8 @@ mod tests {
         assert!(!evictions.apply(Invalidate::All));
         assert!(!evictions.lost());
         assert!(!evictions.live());
+        assert!(!evictions.is_live());
+        assert!(!evictions.stop());
     }
 
     #[test]

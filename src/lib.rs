@@ -91,6 +91,7 @@ pub mod integration;
 #[cfg(feature = "cache")]
 mod invalidation;
 mod model;
+mod random;
 mod serializer;
 pub mod sql;
 mod store;

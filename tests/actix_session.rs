@@ -566,14 +566,9 @@ mod cached {
             .expect("a table on PostgreSQL");
         let channel = sequelstore::PgNotify::new(&pool, &table);
         let model = Cached::with_invalidation(model, config(), channel);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !model.is_serving() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the cache's channel is heard within a minute"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        tokio::time::timeout(std::time::Duration::from_secs(60), model.serving())
+            .await
+            .expect("the cache's channel is heard within a minute");
         Some(Fixture::new(
             Store::with_model(model),
             Some(drop_table(pool, table)),

@@ -163,14 +163,9 @@ mod cached {
             .expect("the sessions table is created");
         let channel = sequelstore::PgNotify::new(&pool, &table);
         let model = Cached::with_invalidation(model, config(), channel);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !model.is_serving() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the cache's channel is heard within a minute"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        tokio::time::timeout(Duration::from_secs(60), model.serving())
+            .await
+            .expect("the cache's channel is heard within a minute");
         Some(Store::with_model(model).with_sweep_interval(None))
     }
 }

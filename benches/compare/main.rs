@@ -250,13 +250,9 @@ impl CacheOn for PgPool {
     ) -> Res<Cached<ConnectSession<Self>>> {
         let channel = PgNotify::new(pool, table);
         let cached = Cached::with_invalidation(model, cache_config(), channel);
-        let deadline = std::time::Instant::now() + CONNECT_TIMEOUT;
-        while !cached.is_serving() {
-            if std::time::Instant::now() > deadline {
-                return Err("the cache's LISTEN channel was not heard".into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        tokio::time::timeout(CONNECT_TIMEOUT, cached.serving())
+            .await
+            .map_err(|_| "the cache's LISTEN channel was not heard")?;
         Ok(cached)
     }
 }

@@ -34,13 +34,9 @@ pub(crate) async fn staleness(args: &Args) -> Res<()> {
         let pool = pg_pool(&url, 4).await?;
         let model = ConnectSession::auto_table(pool.clone(), &table).await?;
         let cache = Cached::with_invalidation(model, cache_config(), PgNotify::new(&pool, &table));
-        let deadline = Instant::now() + GIVE_UP;
-        while !cache.is_serving() {
-            if Instant::now() > deadline {
-                return Err("the cache's LISTEN channel was not heard".into());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        tokio::time::timeout(GIVE_UP, cache.serving())
+            .await
+            .map_err(|_| "the cache's LISTEN channel was not heard")?;
         Ok(cache)
     };
     let a = instance().await?;

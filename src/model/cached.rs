@@ -2,9 +2,8 @@
 //! by this process's writes and, across app instances, by an [`Invalidation`] channel.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -143,6 +142,10 @@ struct Entries {
     epoch: AtomicU64,
     /// The channel may be losing messages: serve nothing, keep nothing.
     blind: AtomicBool,
+    /// The channel gave up for good: `blind` stays set.
+    stopped: AtomicBool,
+    /// Told whenever `blind` changes, for [`Cached::serving`].
+    changed: tokio::sync::Notify,
     ttl: TimeDelta,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -163,6 +166,8 @@ impl Entries {
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             epoch: AtomicU64::new(0),
             blind: AtomicBool::new(blind),
+            stopped: AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
             ttl: TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -181,6 +186,22 @@ impl Entries {
         let entry = self.map.get(&key.get())?;
         (entry.row.sid == sid && now < entry.until && entry.row.is_live(now))
             .then(|| entry.row.clone())
+    }
+
+    /// The expiry of the live entry for `sid` (`Some(None)`: one without expiry), without
+    /// copying the row.
+    fn expiry(
+        &self,
+        key: Fingerprint,
+        sid: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Option<DateTime<Utc>>> {
+        if self.blind.load(SeqCst) {
+            return None;
+        }
+        let entry = self.map.get(&key.get())?;
+        (entry.row.sid == sid && now < entry.until && entry.row.is_live(now))
+            .then_some(entry.row.expires)
     }
 
     fn ticket(&self, key: Fingerprint) -> Ticket {
@@ -219,6 +240,19 @@ impl Entries {
         }
     }
 
+    /// Waits until `done` holds, looking again whenever the channel's state changes.
+    async fn wait_for(&self, done: impl Fn(&Entries) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(self) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     fn invalidate(&self, key: Fingerprint) {
         self.stripe(key).fetch_add(1, SeqCst);
         self.map.remove(&key.get());
@@ -245,15 +279,27 @@ impl CacheControl for Entries {
                 "session cache: the invalidation channel is down; serving from the database \
                  until it is back"
             );
+            self.changed.notify_waiters();
         }
         self.invalidate_all();
     }
 
     fn live(&self) {
         self.invalidate_all();
-        if self.blind.swap(false, SeqCst) {
+        if !self.stopped.load(SeqCst) && self.blind.swap(false, SeqCst) {
             tracing::info!("session cache: the invalidation channel is live; serving again");
+            self.changed.notify_waiters();
         }
+    }
+
+    fn is_live(&self) -> bool {
+        !self.blind.load(SeqCst)
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, SeqCst);
+        self.lost();
+        self.changed.notify_waiters();
     }
 }
 
@@ -300,18 +346,6 @@ impl<M> fmt::Debug for Cached<M> {
     }
 }
 
-/// A random id for a cache, so that its channel can tell its own messages.
-fn random_origin() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
-
 impl<M: SessionModel> Cached<M> {
     /// `inner` with a cache that only this process's writes invalidate: for one app instance,
     /// or for several that accept a session being served up to the ttl after another instance
@@ -322,7 +356,7 @@ impl<M: SessionModel> Cached<M> {
             inner,
             entries: Arc::new(Entries::new(&config, ttl, false)),
             channel: None,
-            origin: random_origin(),
+            origin: crate::random::random_u64(),
             _listener: None,
         }
     }
@@ -338,7 +372,7 @@ impl<M: SessionModel> Cached<M> {
         let ttl = config.ttl.unwrap_or(DEFAULT_SHARED_CACHE_TTL);
         let entries = Arc::new(Entries::new(&config, ttl, true));
         let channel: Arc<dyn Invalidation> = Arc::new(channel);
-        let origin = random_origin();
+        let origin = crate::random::random_u64();
         let control: Arc<dyn CacheControl> = Arc::clone(&entries) as Arc<dyn CacheControl>;
         let evictions = Evictions::new(Arc::downgrade(&control), origin);
         drop(control);
@@ -380,11 +414,30 @@ impl<M> Cached<M> {
         !self.entries.blind.load(SeqCst)
     }
 
+    /// Waits until the cache serves ([`is_serving`](Cached::is_serving)); at once when it
+    /// does. With a channel that is never heard, or that gave up
+    /// ([`channel_stopped`](Cached::channel_stopped)), it never returns: put a timeout around it.
+    pub async fn serving(&self) {
+        self.entries.wait_for(|e| !e.blind.load(SeqCst)).await;
+    }
+
+    /// Whether the channel gave up for good, so the cache will never serve: `PgNotify` asked
+    /// to listen through a pooler, say (its error is in the log).
+    pub fn channel_stopped(&self) -> bool {
+        self.entries.stopped.load(SeqCst)
+    }
+
+    /// Waits until the channel gives up for good ([`channel_stopped`](Cached::channel_stopped));
+    /// at once when it has.
+    pub async fn stopped(&self) {
+        self.entries.wait_for(|e| e.stopped.load(SeqCst)).await;
+    }
+
     /// Hits, misses and entries so far.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            hits: self.entries.hits.load(SeqCst),
-            misses: self.entries.misses.load(SeqCst),
+            hits: self.entries.hits.load(Relaxed),
+            misses: self.entries.misses.load(Relaxed),
             entries: self.entries.map.len(),
         }
     }
@@ -420,11 +473,11 @@ impl<M> Cached<M> {
     }
 
     fn hit(&self) {
-        self.entries.hits.fetch_add(1, SeqCst);
+        self.entries.hits.fetch_add(1, Relaxed);
     }
 
     fn miss(&self) {
-        self.entries.misses.fetch_add(1, SeqCst);
+        self.entries.misses.fetch_add(1, Relaxed);
     }
 }
 
@@ -519,13 +572,13 @@ impl<M: SessionModel> SessionModel for Cached<M> {
 
     async fn load_and_slide(&self, sid: &str, slide: Slide) -> Result<Option<SessionRow>> {
         let key = Fingerprint::of(sid);
-        let before = self.entries.get(key, sid, slide.now);
+        let before = self.entries.expiry(key, sid, slide.now);
         self.miss();
         let ticket = self.entries.ticket(key);
         let result = self.inner.load_and_slide(sid, slide).await;
         match (&result, before) {
             // The expiry did not move: the throttle skipped the write.
-            (Ok(Some(row)), Some(before)) if before.expires == row.expires => {
+            (Ok(Some(row)), Some(before)) if before == row.expires => {
                 self.entries.fill(key, ticket, row, slide.now);
             }
             // It may have written: tell the others, then keep the row as it is after.

@@ -1,7 +1,5 @@
 //! The sweeper: the background task that deletes a store's expired sessions every interval.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -139,7 +137,7 @@ async fn run_sweeper<M: SessionModel>(
 /// A number in [0, 1) from the process's random hasher keys: enough to spread sweeps apart,
 /// not for anything secret.
 fn random_unit() -> f64 {
-    let bits = RandomState::new().hash_one(std::time::Instant::now());
+    let bits = crate::random::random_u64();
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 

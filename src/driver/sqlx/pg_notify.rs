@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -240,17 +239,12 @@ impl Invalidation for PgNotify {
         let origin = cache.origin();
         let cache = Arc::new(cache);
         let heard = Arc::new(Mutex::new(Instant::now()));
-        let live = Arc::new(AtomicBool::new(false));
         // Told by the heartbeat task to drop a listening connection that has gone silent.
         let silent = Arc::new(Notify::new());
         // The heartbeat: sent through the pool, heard (or not) by the listener below.
         let beat = {
-            let (cache, heard, live, silent) = (
-                Arc::clone(&cache),
-                Arc::clone(&heard),
-                Arc::clone(&live),
-                Arc::clone(&silent),
-            );
+            let (cache, heard, silent) =
+                (Arc::clone(&cache), Arc::clone(&heard), Arc::clone(&silent));
             let (pool, channel, every) = (self.pool.clone(), self.channel.clone(), self.heartbeat);
             tokio::spawn(async move {
                 loop {
@@ -263,7 +257,7 @@ impl Invalidation for PgNotify {
                     tokio::time::sleep(every).await;
                     let quiet = heard.lock().await.elapsed();
                     if quiet > every * MISSED_HEARTBEATS {
-                        if live.swap(false, SeqCst) {
+                        if cache.is_live() {
                             tracing::warn!(
                                 ?quiet,
                                 "session cache: no heartbeat heard on the invalidation channel; \
@@ -282,13 +276,11 @@ impl Invalidation for PgNotify {
             let mut listener = match self.subscribe().await {
                 Ok(listener) => listener,
                 Err(Refused::Proxy(why)) => {
-                    live.store(false, SeqCst);
-                    cache.lost();
                     tracing::error!("{why}");
+                    cache.stop();
                     return;
                 }
                 Err(Refused::Sqlx(err)) => {
-                    live.store(false, SeqCst);
                     cache.lost();
                     tracing::debug!(error = %err, ?wait, "session cache: cannot listen yet");
                     tokio::time::sleep(wait).await;
@@ -312,7 +304,7 @@ impl Invalidation for PgNotify {
                 match parse(message.payload()) {
                     Some(Message::Heartbeat { origin: from }) if from == origin => {
                         *heard.lock().await = Instant::now();
-                        if !live.swap(true, SeqCst) && !cache.live() {
+                        if !cache.is_live() && !cache.live() {
                             return;
                         }
                     }
@@ -325,7 +317,6 @@ impl Invalidation for PgNotify {
                 }
             }
             drop(listener);
-            live.store(false, SeqCst);
             if !cache.lost() {
                 return;
             }
