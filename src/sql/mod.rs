@@ -65,6 +65,20 @@ pub enum Arg<'a> {
     Naive(NaiveDateTime),
 }
 
+impl Arg<'_> {
+    /// The same value, owning its text: for a statement that runs on a task of its own.
+    pub fn into_owned(self) -> Arg<'static> {
+        match self {
+            Arg::Null => Arg::Null,
+            Arg::Str(s) => Arg::String(s.to_owned()),
+            Arg::String(s) => Arg::String(s),
+            Arg::Int(i) => Arg::Int(i),
+            Arg::Time(t) => Arg::Time(t),
+            Arg::Naive(n) => Arg::Naive(n),
+        }
+    }
+}
+
 impl std::fmt::Debug for Arg<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

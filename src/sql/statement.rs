@@ -103,6 +103,13 @@ impl<'a> Args<'a> {
     pub fn get(&self, param: Param) -> Option<&Arg<'a>> {
         self.values[param.slot()].as_ref()
     }
+
+    /// The same values, owning their text: for a statement that runs on a task of its own.
+    pub fn to_owned_args(&self) -> Args<'static> {
+        Args {
+            values: self.values.clone().map(|value| value.map(Arg::into_owned)),
+        }
+    }
 }
 
 /// Shows which names are set, not their values: a session id is a secret.
@@ -215,6 +222,31 @@ impl<'d> StatementBuilder<'d> {
 mod tests {
     use super::*;
     use crate::sql::dialect::{MySqlDialect, PostgresDialect};
+
+    #[test]
+    fn owned_args_keep_every_value() {
+        let now = chrono::Utc::now();
+        let sid = String::from("abc");
+        let args = Args::new()
+            .with(Param::Sid, Arg::Str(&sid))
+            .with(Param::Data, Arg::String("d".into()))
+            .with(Param::Limit, Arg::Int(7))
+            .with(Param::Now, Arg::Time(now))
+            .with(Param::Expires, Arg::Naive(now.naive_utc()))
+            .with(Param::Version, Arg::Null);
+        let owned = args.to_owned_args();
+        drop(sid);
+        assert_eq!(owned.get(Param::Sid), Some(&Arg::String("abc".into())));
+        assert_eq!(owned.get(Param::Data), Some(&Arg::String("d".into())));
+        assert_eq!(owned.get(Param::Limit), Some(&Arg::Int(7)));
+        assert_eq!(owned.get(Param::Now), Some(&Arg::Time(now)));
+        assert_eq!(
+            owned.get(Param::Expires),
+            Some(&Arg::Naive(now.naive_utc()))
+        );
+        assert_eq!(owned.get(Param::Version), Some(&Arg::Null));
+        assert_eq!(owned.get(Param::After), None);
+    }
 
     fn statement(d: &dyn Dialect) -> Statement {
         let mut b = StatementBuilder::new(d);

@@ -171,22 +171,49 @@ where
         stmt: &Statement,
         args: &Args<'_>,
     ) -> Result<Option<u64>> {
-        let mut created = false;
-        loop {
-            // A transaction dropped before its end (a cancelled sweep) is rolled back when
-            // its connection goes back to the pool, and the row lock goes with it.
-            let mut conn = self.acquire().await?;
-            let ran = locked_batch(&mut conn, lock, stmt, args).await;
-            match retire_if_read_only(&mut conn, ran)? {
-                Batch::Ran(n) => return Ok(Some(n)),
-                Batch::Busy => return Ok(None),
-                Batch::NoLock if !created => {
-                    drop(conn);
-                    create_lock(self, lock).await?;
-                    created = true;
-                }
-                Batch::NoLock => return Ok(None),
+        // The batch runs on a task of its own, so that a caller who stops waiting (a timeout
+        // around a sweep, a shutdown) does not cut it off mid-statement: it commits or rolls
+        // back on its own, and its row locks go with it. A transaction dropped mid-statement
+        // kept MariaDB's locks on the expiry index until the server noticed, which made
+        // other instances' writes wait past their timeout.
+        let (pool, lock, stmt, args) = (
+            self.clone(),
+            lock.clone(),
+            stmt.clone(),
+            args.to_owned_args(),
+        );
+        tokio::spawn(async move { locked_batches(&pool, &lock, &stmt, &args).await })
+            .await
+            .map_err(|err| Error::Internal(format!("a sweep batch's task ended: {err}")))?
+    }
+}
+
+/// [`Backend::execute_row_locked`] on the caller's task: makes the lock table and row when
+/// the first try finds them missing.
+async fn locked_batches<DB>(
+    pool: &Pool<DB>,
+    lock: &RowLock,
+    stmt: &Statement,
+    args: &Args<'_>,
+) -> Result<Option<u64>>
+where
+    DB: SqlxDatabase,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    let mut created = false;
+    loop {
+        let mut conn = pool.acquire().await?;
+        let ran = locked_batch(&mut conn, lock, stmt, args).await;
+        match retire_if_read_only(&mut conn, ran)? {
+            Batch::Ran(n) => return Ok(Some(n)),
+            Batch::Busy => return Ok(None),
+            Batch::NoLock if !created => {
+                drop(conn);
+                create_lock(pool, lock).await?;
+                created = true;
             }
+            Batch::NoLock => return Ok(None),
         }
     }
 }
