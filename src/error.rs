@@ -112,6 +112,11 @@ pub enum Error {
     #[error("misconfigured: {0}")]
     Misconfigured(String),
 
+    /// The model cannot do what was asked (a per-user call on a table without a user
+    /// column); the message says what would make it able to.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+
     /// A bug in this crate or in a model built on its public SQL items: a statement was run
     /// without a parameter it needs. Nothing was sent to the database. Please report it.
     #[error("internal error (a bug; please report it): {0}")]
@@ -203,6 +208,7 @@ impl std::fmt::Debug for Error {
                 .finish(),
             Error::InvalidInput(m) => f.debug_tuple("InvalidInput").field(m).finish(),
             Error::Misconfigured(m) => f.debug_tuple("Misconfigured").field(m).finish(),
+            Error::Unsupported(m) => f.debug_tuple("Unsupported").field(m).finish(),
             Error::Internal(m) => f.debug_tuple("Internal").field(m).finish(),
             #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
             Error::Sqlx(e) => f.debug_tuple("Sqlx").field(e).finish(),

@@ -125,15 +125,16 @@ pub use model::{
     CacheConfig, CacheStats, Cached, DEFAULT_LOCAL_CACHE_TTL, DEFAULT_SHARED_CACHE_TTL,
 };
 pub use model::{
-    Capabilities, Created, Fallback, MAX_SID_LEN, MemoryModel, SessionModel, SessionRow, Slide,
-    Sweep, delete_expired_in_batches, load_then_slide, load_then_touch, slide_loaded, touch_is_due,
+    Capabilities, Created, Fallback, MAX_SID_LEN, MAX_USER_ID_LEN, MemoryModel, SessionModel,
+    SessionRow, Slide, Sweep, UserSession, delete_expired_in_batches, load_then_slide,
+    load_then_touch, no_user_column, slide_loaded, touch_is_due,
 };
 pub use serializer::{ExpressJson, Json, Serializer, SessionData};
 pub use sql::dialect::{MySqlDialect, PostgresDialect, SqliteDialect};
 pub use sql::{Backend, ConnectUrl};
 pub use store::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_SWEEP_BATCH, DEFAULT_SWEEP_INTERVAL, DEFAULT_TTL,
-    FRESH_ID_ATTEMPTS, Session, Store,
+    FRESH_ID_ATTEMPTS, MAX_USER_PAGE, Session, Store,
 };
 pub use time::MAX_EXPIRY;
 

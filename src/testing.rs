@@ -120,7 +120,9 @@ macro_rules! conformance_tests {
             versions_refuse_stale_updates,
             load_and_touch_slides_in_one_call,
             load_and_slide_keeps_the_rows_own_lifetime,
-            versions_count_writes_not_touches
+            versions_count_writes_not_touches,
+            users_are_listed_counted_and_destroyed,
+            writes_set_and_clear_the_user
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -799,4 +801,145 @@ pub async fn delete_all_expired_is_one_whole_sweep<M: SessionModel>(ctx: &Ctx<M>
         Sweep::finished(0)
     );
     assert_eq!(ctx.model.count(t0() - secs(1000)).await.unwrap(), 4);
+}
+
+/// The ids of a listing.
+fn ids(listed: &[crate::UserSession]) -> Vec<&str> {
+    listed.iter().map(|s| s.sid.as_str()).collect()
+}
+
+/// On a model that keeps users: a user's live sessions are listed by id, a page at a time,
+/// with their times, and counted; destroying all but one, then all, deletes that user's rows
+/// only (expired ones too). On a model that does not: every per-user call is
+/// [`Error::Unsupported`](crate::Error::Unsupported), and nothing is deleted.
+pub async fn users_are_listed_counted_and_destroyed<M: SessionModel>(ctx: &Ctx<M>) {
+    let m = &ctx.model;
+    let later = t0() + secs(600);
+    let owned = |sid: &str, user: &str| row(sid, "{}", later).with_user_id(user);
+    for sid in ["a3", "a1", "a2"] {
+        m.save(&owned(sid, "alice"), t0() - secs(10)).await.unwrap();
+    }
+    let gone = row("a0", "{}", t0() - secs(1)).with_user_id("alice");
+    m.save(&gone, t0() - secs(20)).await.unwrap();
+    m.create(&owned("b1", "bob"), t0()).await.unwrap();
+    m.save(&row("n1", "{}", later), t0()).await.unwrap();
+    if !m.capabilities().user_id {
+        let refused = |r: Result<(), crate::Error>| {
+            assert!(
+                matches!(r, Err(crate::Error::Unsupported(ref msg)) if msg.contains("user_id")),
+                "{r:?}"
+            );
+        };
+        refused(m.list_for_user("alice", t0(), None, 10).await.map(drop));
+        refused(m.count_for_user("alice", t0()).await.map(drop));
+        refused(m.destroy_for_user("alice", None).await.map(drop));
+        refused(m.destroy_for_user("alice", Some("a1")).await.map(drop));
+        assert_eq!(m.count(t0()).await.unwrap(), 5, "nothing was deleted");
+        return;
+    }
+    let all = m.list_for_user("alice", t0(), None, 10).await.unwrap();
+    assert_eq!(ids(&all), ["a1", "a2", "a3"], "live ones, by id");
+    for s in &all {
+        assert_eq!(s.expires, Some(later));
+        assert!(s.created.is_none_or(|c| c == t0() - secs(10)), "{s:?}");
+        assert!(s.written.is_none_or(|w| w == t0() - secs(10)), "{s:?}");
+    }
+    let page = m.list_for_user("alice", t0(), None, 2).await.unwrap();
+    assert_eq!(ids(&page), ["a1", "a2"]);
+    let next = m.list_for_user("alice", t0(), Some("a2"), 2).await.unwrap();
+    assert_eq!(ids(&next), ["a3"]);
+    assert!(
+        m.list_for_user("alice", t0(), Some("a3"), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ids(&m.list_for_user("bob", t0(), None, 10).await.unwrap()),
+        ["b1"]
+    );
+    assert!(
+        m.list_for_user("carol", t0(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(m.count_for_user("alice", t0()).await.unwrap(), 3);
+    assert_eq!(m.count_for_user("bob", t0()).await.unwrap(), 1);
+    assert_eq!(
+        m.count_for_user("Alice", t0()).await.unwrap(),
+        0,
+        "user ids are exact"
+    );
+
+    // A touch is a write: the listing shows it.
+    m.touch("a3", later + secs(60), t0() + secs(5), None)
+        .await
+        .unwrap();
+    let a3 = m.list_for_user("alice", t0(), Some("a2"), 1).await.unwrap();
+    assert_eq!(a3[0].expires, Some(later + secs(60)));
+    assert!(a3[0].written.is_none_or(|w| w == t0() + secs(5)), "{a3:?}");
+    assert!(a3[0].created.is_none_or(|c| c == t0() - secs(10)), "{a3:?}");
+
+    assert_eq!(
+        m.destroy_for_user("alice", Some("a2")).await.unwrap(),
+        3,
+        "a1, a3 and the expired a0"
+    );
+    assert_eq!(
+        ids(&m.list_for_user("alice", t0(), None, 10).await.unwrap()),
+        ["a2"]
+    );
+    assert!(load(ctx, "a1", t0()).await.is_none());
+    assert!(load(ctx, "a2", t0()).await.is_some());
+    assert!(load(ctx, "b1", t0()).await.is_some());
+    assert!(load(ctx, "n1", t0()).await.is_some());
+    assert_eq!(m.destroy_for_user("alice", None).await.unwrap(), 1);
+    assert_eq!(m.destroy_for_user("alice", None).await.unwrap(), 0);
+    assert_eq!(m.count_for_user("alice", t0()).await.unwrap(), 0);
+    assert_eq!(
+        m.count(t0()).await.unwrap(),
+        2,
+        "bob's and the one without a user"
+    );
+}
+
+/// Each write sets the user column to the row's user: a save or an update moves a session to
+/// another user or to none; a touch leaves it; a load does not say whose a session is.
+pub async fn writes_set_and_clear_the_user<M: SessionModel>(ctx: &Ctx<M>) {
+    let m = &ctx.model;
+    if !m.capabilities().user_id {
+        let r = row("s", "{}", t0() + secs(60)).with_user_id("alice");
+        m.save(&r, t0()).await.unwrap();
+        assert_eq!(
+            load(ctx, "s", t0()).await.map(|r| r.data),
+            Some("{}".to_owned()),
+            "a model without users stores the row and ignores its user"
+        );
+        return;
+    }
+    let later = t0() + secs(60);
+    let count = |user: &'static str| async move { m.count_for_user(user, t0()).await.unwrap() };
+    m.save(&row("s", "{}", later).with_user_id("alice"), t0())
+        .await
+        .unwrap();
+    assert_eq!(count("alice").await, 1);
+    let loaded = m.load("s", t0()).await.unwrap().unwrap();
+    assert_eq!(loaded.user_id, None, "loads do not read the user");
+    assert!(
+        m.update(&row("s", "{}", later).with_user_id("bob"), t0())
+            .await
+            .unwrap()
+    );
+    assert_eq!((count("alice").await, count("bob").await), (0, 1));
+    m.touch("s", later + secs(1), t0(), None).await.unwrap();
+    assert_eq!(count("bob").await, 1, "a touch keeps the user");
+    m.save(&row("s", "{}", later), t0()).await.unwrap();
+    assert_eq!(count("bob").await, 0, "a save without a user clears it");
+    m.save(&row("s", "{}", later).with_user_id("42"), t0())
+        .await
+        .unwrap();
+    assert_eq!(count("42").await, 1);
+    assert!(m.destroy("s").await.unwrap());
+    assert_eq!(count("42").await, 0);
 }

@@ -18,10 +18,10 @@ pub use options::TableOptions;
 use statements::Statements;
 
 use crate::model::{
-    Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, load_then_slide,
+    Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, UserSession, load_then_slide,
     load_then_touch, slide_loaded,
 };
-use crate::sql::{Arg, Args, Backend, Column, Param, RawRow, Repeat, Statement};
+use crate::sql::{Arg, Args, Backend, Column, Param, RawRow, RawTime, Repeat, Statement};
 use crate::{Error, Result};
 
 /// The table name `Store::auto` creates and `Store::discover` looks for first.
@@ -53,6 +53,18 @@ struct Table {
     /// Whether the `sid` column's collation pads trailing spaces (MySQL's `utf8mb4_bin` too):
     /// an id ending in a space would be another id's row to its upsert and primary key.
     sid_pads_spaces: bool,
+    /// The column that holds the user a session belongs to, where the table has one.
+    user: Option<UserColumn>,
+}
+
+/// The user column of a table: `user_id`, or `userId` on a table Sequelize made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UserColumn {
+    /// Its name, as the catalog spells it.
+    name: String,
+    /// Whether it holds integers (a foreign key to a users table): user ids are bound as
+    /// integers, and one that is not an integer is refused.
+    is_int: bool,
 }
 
 /// The default model: sessions in a `ConnectSession`-shaped table (`sid`, `expires`, `data`,
@@ -236,7 +248,68 @@ impl<B: Backend> ConnectSession<B> {
         if let Some(version) = row.version {
             args.set(Param::Version, Arg::Int(version));
         }
+        if self.table.user.is_some() {
+            let user = match &row.user_id {
+                Some(user) => self.user_arg(user)?,
+                None => Arg::Null,
+            };
+            args.set(Param::User, user);
+        }
         Ok(args)
+    }
+
+    /// User id `user` as the user column takes it: text, or an integer for a column of
+    /// integers.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or oversized id, or one that is not an integer
+    /// where the column holds integers.
+    fn user_arg<'a>(&self, user: &'a str) -> Result<Arg<'a>> {
+        crate::model::check_user_id(user)?;
+        match &self.table.user {
+            Some(UserColumn { is_int: true, name }) => user.parse().map(Arg::Int).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "user id {user:?} is not an integer, and column {}.{name} holds integers",
+                    self.table.name
+                ))
+            }),
+            _ => Ok(Arg::Str(user)),
+        }
+    }
+
+    /// The per-user statements, or the error that says how to get them.
+    fn user_statements(&self) -> Result<&statements::UserStatements> {
+        self.stmts.users.as_ref().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "table {} has no user_id column, so sessions cannot be found by user; let \
+                 ConnectSession::options(pool).user_id(true).auto() add it, or run {}",
+                self.table.name,
+                self.backend
+                    .dialect()
+                    .add_user_column(&self.table.name)
+                    .join("; ")
+            ))
+        })
+    }
+
+    /// A listed row as a [`UserSession`]: the times the table keeps.
+    fn listed(&self, raw: RawRow) -> Result<UserSession> {
+        let dialect = self.backend.dialect();
+        let time = |value: RawTime, column: &'static str, sid: &str| {
+            dialect
+                .decode_time(value, self.offset)
+                .map_err(|message| Error::decode(sid.to_owned(), column, message))
+        };
+        let expires = time(raw.expires, "expires", &raw.sid)?;
+        let written = match self.table.has_updated_at {
+            true => time(raw.written, Column::UpdatedAt.name(), &raw.sid)?,
+            false => None,
+        };
+        let created = match self.table.has_created_at {
+            true => time(raw.created, Column::CreatedAt.name(), &raw.sid)?,
+            false => None,
+        };
+        Ok(UserSession::new(raw.sid, created, written, expires))
     }
 
     fn decode(&self, raw: RawRow) -> Result<SessionRow> {
@@ -251,6 +324,7 @@ impl<B: Backend> ConnectSession<B> {
             expires,
             version,
             written,
+            ..
         } = raw;
         let dialect = self.backend.dialect();
         let expires = match dialect.decode_time(expires, self.offset) {
@@ -280,7 +354,9 @@ fn exact(rows: Vec<RawRow>, sid: &str) -> Option<RawRow> {
 #[async_trait]
 impl<B: Backend> SessionModel for ConnectSession<B> {
     fn capabilities(&self) -> Capabilities {
-        let caps = Capabilities::NONE.with_version(self.table.has_version);
+        let caps = Capabilities::NONE
+            .with_version(self.table.has_version)
+            .with_user_id(self.table.user.is_some());
         match self.table.sid_max {
             Some(chars) => caps.with_max_sid_len(chars),
             None => caps,
@@ -423,5 +499,45 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
 
     async fn clear(&self) -> Result<u64> {
         self.write(&self.stmts.clear, &Args::new()).await
+    }
+
+    async fn list_for_user<'a>(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<UserSession>> {
+        let stmts = self.user_statements()?;
+        // Ids are never empty, so every id sorts after "".
+        let args = Args::new()
+            .with(Param::User, self.user_arg(user)?)
+            .with(Param::Now, self.time(now))
+            .with(Param::After, Arg::Str(after.unwrap_or("")))
+            .with(Param::Limit, Arg::Int(i64::from(limit)));
+        let rows = self.backend.fetch_rows(&stmts.list, &args).await?;
+        rows.into_iter().map(|r| self.listed(r)).collect()
+    }
+
+    async fn count_for_user(&self, user: &str, now: DateTime<Utc>) -> Result<u64> {
+        let stmts = self.user_statements()?;
+        let args = Args::new()
+            .with(Param::User, self.user_arg(user)?)
+            .with(Param::Now, self.time(now));
+        let n = self.backend.fetch_count(&stmts.count, &args).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn destroy_for_user<'a>(&self, user: &str, except: Option<&'a str>) -> Result<u64> {
+        let stmts = self.user_statements()?;
+        let mut args = Args::new().with(Param::User, self.user_arg(user)?);
+        let stmt = match except {
+            Some(sid) => {
+                args.set(Param::Sid, Arg::Str(sid));
+                &stmts.destroy_except
+            }
+            None => &stmts.destroy,
+        };
+        self.write(stmt, &args).await
     }
 }

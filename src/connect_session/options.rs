@@ -3,6 +3,7 @@
 
 use chrono::FixedOffset;
 
+use super::schema::Wanted;
 use super::{ConnectSession, DEFAULT_TABLE, SEQUELIZE_TABLE, schema};
 use crate::Result;
 use crate::sql::{Backend, validate_identifier};
@@ -13,7 +14,7 @@ use crate::sql::{Backend, validate_identifier};
 pub struct TableOptions<B> {
     backend: B,
     table: Option<String>,
-    versioned: bool,
+    wanted: Wanted,
     offset: FixedOffset,
 }
 
@@ -29,7 +30,19 @@ impl<B: Backend> TableOptions<B> {
     /// refused with [`Error::Conflict`](crate::Error::Conflict). [`TableOptions::discover`] uses the column when it is
     /// there, whether or not this is set, and fails when it is set and the column is missing.
     pub fn versioned(mut self, yes: bool) -> Self {
-        self.versioned = yes;
+        self.wanted.version = yes;
+        self
+    }
+
+    /// Keep the user each session belongs to in a `user_id` column, with an index on
+    /// `(user_id, sid)`, for the per-user calls ([`Store::user_sessions`](crate::Store::user_sessions)
+    /// and the others): [`Store::auto`](crate::Store::auto) creates both (adding them to an
+    /// existing table). [`TableOptions::discover`] uses a column named `user_id` or `userId`
+    /// (Sequelize's `extendDefaultFields`) when there is one, whether or not this is set, and
+    /// fails when it is set and there is none. The store fills the column on every write from
+    /// its user key ([`Store::with_user_key`](crate::Store::with_user_key)).
+    pub fn user_id(mut self, yes: bool) -> Self {
+        self.wanted.user = yes;
         self
     }
 
@@ -52,7 +65,7 @@ impl<B: Backend> TableOptions<B> {
     pub async fn auto(self) -> Result<ConnectSession<B>> {
         let name = self.table.clone().unwrap_or_else(|| DEFAULT_TABLE.into());
         validate_identifier(&name)?;
-        schema::create(&self.backend, &name, self.versioned).await?;
+        schema::create(&self.backend, &name, self.wanted).await?;
         self.discover_among(&[&name]).await
     }
 
@@ -71,7 +84,7 @@ impl<B: Backend> TableOptions<B> {
     }
 
     async fn discover_among(self, names: &[&str]) -> Result<ConnectSession<B>> {
-        let table = schema::find(&self.backend, names, self.versioned).await?;
+        let table = schema::find(&self.backend, names, self.wanted).await?;
         Ok(ConnectSession::over(self.backend, table, self.offset))
     }
 }
@@ -83,7 +96,7 @@ impl<B: Backend> ConnectSession<B> {
         TableOptions {
             backend,
             table: None,
-            versioned: false,
+            wanted: Wanted::default(),
             offset: schema::utc(),
         }
     }

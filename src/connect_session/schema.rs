@@ -2,44 +2,80 @@
 
 use chrono::FixedOffset;
 
-use super::Table;
+use super::{Table, UserColumn};
 use crate::sql::{
     Args, Backend, Column, ColumnInfo, Dialect, StatementBuilder, validate_identifier,
 };
 use crate::{Error, Result};
 
+/// What a table must have beyond the required columns: the options `auto` makes and
+/// `discover` insists on.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Wanted {
+    /// A `version` column.
+    pub(super) version: bool,
+    /// A user column.
+    pub(super) user: bool,
+}
+
+impl Wanted {
+    /// The columns of a new table with what is wanted.
+    fn columns(self) -> Vec<Column> {
+        let mut columns = Column::table_columns(self.version).to_vec();
+        if self.user {
+            columns.push(Column::UserId);
+        }
+        columns
+    }
+}
+
 /// Creates table `name` with its `expires` index when missing, and adds the `version` column
-/// when `versioned` and missing. Safe to run from several app instances at once.
-pub(super) async fn create<B: Backend>(backend: &B, name: &str, versioned: bool) -> Result<()> {
+/// and the user column (with its index) when wanted and missing. Safe to run from several app
+/// instances at once.
+pub(super) async fn create<B: Backend>(backend: &B, name: &str, wanted: Wanted) -> Result<()> {
     let d = backend.dialect();
-    // An existing table is left as it is but for the version column: building an index on a
+    // An existing table is left as it is but for the wanted columns: building an index on a
     // large table is a long DDL (blocking writes, on PostgreSQL), so a missing one is reported
     // by `find` with the statement that builds it online.
     if backend.columns(name).await?.is_empty() {
-        for ddl in d.create_table(name, Column::table_columns(versioned)) {
-            run_ddl_tolerating_races(backend, name, &ddl).await?;
+        for ddl in d.create_table(name, &wanted.columns()) {
+            run_ddl_tolerating_races(backend, name, &ddl, None).await?;
         }
     }
-    if versioned && column(&backend.columns(name).await?, Column::Version).is_none() {
+    if wanted.version && column(&backend.columns(name).await?, Column::Version).is_none() {
         let ddl = format!(
             "ALTER TABLE {} ADD COLUMN {}",
             d.quote(name),
             d.column_ddl(Column::Version)
         );
-        run_ddl_tolerating_races(backend, name, &ddl).await?;
+        run_ddl_tolerating_races(backend, name, &ddl, Some(Column::Version)).await?;
+    }
+    if wanted.user && user_column(&backend.columns(name).await?).is_none() {
+        for ddl in d.add_user_column(name) {
+            run_ddl_tolerating_races(backend, name, &ddl, Some(Column::UserId)).await?;
+        }
     }
     Ok(())
 }
 
-/// Runs `ddl`; when it fails, but `table` exists and has what `ddl` was to add, another
-/// instance starting at the same moment got there first, which is success for us too.
-async fn run_ddl_tolerating_races<B: Backend>(backend: &B, table: &str, ddl: &str) -> Result<()> {
+/// Runs `ddl`; when it fails, but `table` exists and has what `ddl` was to add (`adds`),
+/// another instance starting at the same moment got there first, which is success for us too.
+async fn run_ddl_tolerating_races<B: Backend>(
+    backend: &B,
+    table: &str,
+    ddl: &str,
+    adds: Option<Column>,
+) -> Result<()> {
     let Err(err) = backend.run_ddl(ddl).await else {
         return Ok(());
     };
     let columns = backend.columns(table).await?;
-    let adds_version = ddl.contains("ADD COLUMN");
-    if columns.is_empty() || (adds_version && column(&columns, Column::Version).is_none()) {
+    let added = match adds {
+        None => true,
+        Some(Column::UserId) => user_column(&columns).is_some(),
+        Some(role) => column(&columns, role).is_some(),
+    };
+    if columns.is_empty() || !added {
         return Err(err);
     }
     tracing::debug!(table, error = %err, "DDL failed but another instance made the table; going on");
@@ -51,11 +87,7 @@ async fn run_ddl_tolerating_races<B: Backend>(backend: &B, table: &str, ddl: &st
 /// # Errors
 /// [`Error::InvalidIdentifier`] for a bad name; [`Error::TableNotFound`] with the DDL to run
 /// when none is a table; [`Error::IncompatibleSchema`] when a column cannot be used.
-pub(super) async fn find<B: Backend>(
-    backend: &B,
-    names: &[&str],
-    versioned: bool,
-) -> Result<Table> {
+pub(super) async fn find<B: Backend>(backend: &B, names: &[&str], wanted: Wanted) -> Result<Table> {
     let d = backend.dialect();
     for name in names {
         validate_identifier(name)?;
@@ -63,7 +95,7 @@ pub(super) async fn find<B: Backend>(
         if columns.is_empty() {
             continue;
         }
-        let mut table = inspect(d, name, &columns, versioned)?;
+        let mut table = inspect(d, name, &columns, wanted)?;
         check_sid_is_unique(backend, name).await?;
         warn_of_a_narrow_sid(&table);
         table.expires_index_fix = missing_expires_index(backend, name).await?;
@@ -71,7 +103,7 @@ pub(super) async fn find<B: Backend>(
         return Ok(table);
     }
     let first = names.first().copied().unwrap_or(super::DEFAULT_TABLE);
-    let ddl = d.create_table(first, Column::table_columns(versioned));
+    let ddl = d.create_table(first, &wanted.columns());
     Err(Error::TableNotFound {
         tried: names.iter().map(|n| n.to_string()).collect(),
         ddl: ddl.join(";\n") + ";",
@@ -157,18 +189,21 @@ fn column(columns: &[ColumnInfo], role: Column) -> Option<&ColumnInfo> {
         .find(|c| c.name.eq_ignore_ascii_case(role.name()))
 }
 
+/// The user column of `columns`: `user_id`, or `userId` as Sequelize names a field
+/// `userId` (names compare without case).
+fn user_column(columns: &[ColumnInfo]) -> Option<&ColumnInfo> {
+    columns.iter().find(|c| {
+        c.name.eq_ignore_ascii_case(Column::UserId.name()) || c.name.eq_ignore_ascii_case("userId")
+    })
+}
+
 /// UTC as an offset: the time offset of a table unless told otherwise.
 pub(super) fn utc() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero is a valid offset")
 }
 
 /// Checks a table's columns against what the model needs and returns its shape.
-fn inspect(
-    d: &dyn Dialect,
-    name: &str,
-    columns: &[ColumnInfo],
-    need_version: bool,
-) -> Result<Table> {
+fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo], wanted: Wanted) -> Result<Table> {
     let find = |role: Column| column(columns, role);
     let incompatible = |column: &str, problem: String, fix: String| Error::IncompatibleSchema {
         table: name.to_owned(),
@@ -181,7 +216,7 @@ fn inspect(
     for &role in all {
         let required = match role {
             Column::Sid | Column::Data | Column::Expires => true,
-            Column::Version => need_version,
+            Column::Version => wanted.version,
             _ => false,
         };
         match find(role) {
@@ -207,7 +242,29 @@ fn inspect(
             }
         }
     }
-    let known = |info: &&ColumnInfo| all.iter().any(|c| info.name.eq_ignore_ascii_case(c.name()));
+    let user = match user_column(columns) {
+        Some(info) => {
+            if let Some((problem, fix)) = d.check_type(name, Column::UserId, info) {
+                return Err(incompatible(&info.name, problem, fix));
+            }
+            Some(UserColumn {
+                name: info.name.clone(),
+                is_int: info.data_type.contains("int"),
+            })
+        }
+        None if wanted.user => {
+            return Err(incompatible(
+                Column::UserId.name(),
+                "is missing".into(),
+                d.add_user_column(name).join(";\n") + ";",
+            ));
+        }
+        None => None,
+    };
+    let known = |info: &&ColumnInfo| {
+        all.iter().any(|c| info.name.eq_ignore_ascii_case(c.name()))
+            || user.as_ref().is_some_and(|u| u.name == info.name)
+    };
     if let Some(extra) = columns
         .iter()
         .filter(|info| !known(info))
@@ -231,6 +288,7 @@ fn inspect(
         sid_ignores_case: find(Column::Sid).is_some_and(|info| d.sid_ignores_case(info)),
         sid_pads_spaces: find(Column::Sid).is_some_and(|info| d.sid_pads_spaces(info)),
         expires_index_fix: None,
+        user,
         sid_max: find(Column::Sid)
             .and_then(|info| info.max_chars)
             .and_then(|n| usize::try_from(n).ok()),

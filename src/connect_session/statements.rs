@@ -27,6 +27,20 @@ pub(super) struct Statements {
     pub(super) clear: Statement,
     pub(super) sweep_lock: SweepLock,
     pub(super) rowid_sweep: Option<RowidSweep>,
+    /// The per-user statements, on a table with a user column.
+    pub(super) users: Option<UserStatements>,
+}
+
+/// The statements that find sessions by user, on a table with a user column.
+#[derive(Debug)]
+pub(super) struct UserStatements {
+    /// A page of the user's live sessions, by id: `sid, '', expires, version, updatedAt,
+    /// createdAt` (a column the table lacks is `expires` in its place, ignored when decoded).
+    pub(super) list: Statement,
+    pub(super) count: Statement,
+    pub(super) destroy: Statement,
+    /// Every session of the user but `:sid`.
+    pub(super) destroy_except: Statement,
 }
 
 /// A sweep that walks a SQLite table in `rowid` order, a batch at a time, so that it needs no
@@ -64,6 +78,7 @@ impl Statements {
             clear: w.plain(&format!("DELETE FROM {}", w.table)).build(),
             sweep_lock: d.sweep_lock(&t.name),
             rowid_sweep: t.sweep_by_rowid.then(|| w.rowid_sweep()),
+            users: w.user.as_ref().map(|user| w.user_statements(user)),
         }
     }
 }
@@ -78,6 +93,8 @@ struct Writer<'d> {
     expires: String,
     updated_at: Option<String>,
     version: Option<String>,
+    /// The user column, quoted, where the table has one.
+    user: Option<String>,
     /// The columns every read selects, in the order a [`RawRow`](crate::sql::RawRow) takes them.
     selected: String,
 }
@@ -96,6 +113,7 @@ impl<'d> Writer<'d> {
             t,
             table: d.quote(&t.name),
             updated_at: t.has_updated_at.then(|| q(Column::UpdatedAt)),
+            user: t.user.as_ref().map(|u| d.quote(&u.name)),
             version,
             selected,
             sid,
@@ -149,6 +167,9 @@ impl<'d> Writer<'d> {
         if let Some(u) = &self.updated_at {
             columns.push((u.clone(), Param::Now));
         }
+        if let Some(user) = &self.user {
+            columns.push((user.clone(), Param::User));
+        }
         let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
         let mut b = self.plain(&format!(
             "INSERT INTO {} ({}) VALUES (",
@@ -174,6 +195,7 @@ impl<'d> Writer<'d> {
         let mut assignments: Vec<String> = [&self.data, &self.expires]
             .into_iter()
             .chain(self.updated_at.as_ref())
+            .chain(self.user.as_ref())
             .map(|c| format!("{c} = {}", self.d.excluded(c)))
             .collect();
         if let Some(v) = &self.version {
@@ -218,6 +240,9 @@ impl<'d> Writer<'d> {
         if let Some(u) = &self.updated_at {
             b.push(&format!(", {u} = ")).arg(Param::Now);
         }
+        if let Some(user) = &self.user {
+            b.push(&format!(", {user} = ")).arg(Param::User);
+        }
         if let Some(v) = &self.version {
             b.push(&format!(", {v} = {v} + 1"));
         }
@@ -237,6 +262,9 @@ impl<'d> Writer<'d> {
             .arg(Param::Expires);
         if let Some(u) = &self.updated_at {
             b.push(&format!(", {u} = ")).arg(Param::Now);
+        }
+        if let Some(user) = &self.user {
+            b.push(&format!(", {user} = ")).arg(Param::User);
         }
         if let Some(v) = &self.version {
             b.push(&format!(", {v} = {v} + 1"));
@@ -311,6 +339,49 @@ impl<'d> Writer<'d> {
         b.build()
     }
 
+    /// The per-user statements over the user column `user` (quoted). Each finds the user's
+    /// rows through the `(user, sid)` index; the comparison is exact where the column's
+    /// collation is not ([`Dialect::sid_equals`]).
+    fn user_statements(&self, user: &str) -> UserStatements {
+        let (table, sid, expires) = (&self.table, &self.sid, &self.expires);
+        let version = self.version.as_deref().unwrap_or(self.d.zero_version());
+        let written = self.updated_at.as_deref().unwrap_or(expires);
+        let created = match self.t.has_created_at {
+            true => self.d.quote(Column::CreatedAt.name()),
+            false => expires.clone(),
+        };
+        let by_user = |b: &mut StatementBuilder<'_>| {
+            self.d.sid_equals(b, user, Param::User);
+        };
+        let mut list = self.plain(&format!(
+            "SELECT {sid}, '', {expires}, {version}, {written}, {created} FROM {table} WHERE "
+        ));
+        by_user(&mut list);
+        list.push(" AND ");
+        self.live(&mut list);
+        list.push(&format!(" AND {sid} > "))
+            .arg(Param::After)
+            .push(&format!(" ORDER BY {sid} LIMIT "))
+            .arg(Param::Limit);
+        let mut count = self.plain(&format!("SELECT COUNT(*) FROM {table} WHERE "));
+        by_user(&mut count);
+        count.push(" AND ");
+        self.live(&mut count);
+        let mut destroy = self.plain(&format!("DELETE FROM {table} WHERE "));
+        by_user(&mut destroy);
+        let mut destroy_except = self.plain(&format!("DELETE FROM {table} WHERE "));
+        by_user(&mut destroy_except);
+        destroy_except.push(" AND NOT (");
+        self.d.sid_equals(&mut destroy_except, sid, Param::Sid);
+        destroy_except.push(")");
+        UserStatements {
+            list: list.build(),
+            count: count.build(),
+            destroy: destroy.build(),
+            destroy_except: destroy_except.build(),
+        }
+    }
+
     /// `+expires` keeps SQLite from answering by an `expires` index (made by an earlier
     /// version, or by hand): the walk goes by `rowid`, so each row is read once per sweep.
     fn rowid_sweep(&self) -> RowidSweep {
@@ -367,6 +438,10 @@ mod tests {
             sid_pads_spaces: false,
             sid_max: None,
             expires_index_fix: None,
+            user: versioned.then(|| super::super::UserColumn {
+                name: "user_id".into(),
+                is_int: false,
+            }),
         }
     }
 
@@ -394,6 +469,12 @@ mod tests {
             ("list", Some(&s.list)),
             ("clear", Some(&s.clear)),
         ];
+        if let Some(users) = &s.users {
+            all.push(("users.list", Some(&users.list)));
+            all.push(("users.count", Some(&users.count)));
+            all.push(("users.destroy", Some(&users.destroy)));
+            all.push(("users.destroy_except", Some(&users.destroy_except)));
+        }
         if let Some(walk) = &s.rowid_sweep {
             all.push(("rowid_sweep.next", Some(&walk.next)));
             all.push(("rowid_sweep.range", Some(&walk.range)));
@@ -431,8 +512,9 @@ mod tests {
         for versioned in [false, true] {
             let _ = writeln!(
                 actual,
-                "---- {} table{}\n",
+                "---- {} table{}{}\n",
                 if versioned { "versioned" } else { "plain" },
+                if versioned { ", with users" } else { "" },
                 if rowid { ", swept by rowid" } else { "" }
             );
             actual.push_str(&render(d, &table(versioned, rowid)));

@@ -132,6 +132,9 @@ impl Backend for RusqliteConnection {
                 if RawRow::has_written(columns) {
                     raw = raw.with_written(time(row, 4)?);
                 }
+                if RawRow::has_created(columns) {
+                    raw = raw.with_created(time(row, 5)?);
+                }
                 Ok(raw)
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

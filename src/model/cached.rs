@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, touch_is_due};
+use super::{
+    Capabilities, Created, SessionModel, SessionRow, Slide, Sweep, UserSession, touch_is_due,
+};
 use crate::Result;
 use crate::invalidation::{CacheControl, Evictions, Fingerprint, Invalidate, Invalidation};
 use crate::task::AbortOnDrop;
@@ -619,6 +621,30 @@ impl<M: SessionModel> SessionModel for Cached<M> {
     async fn clear(&self) -> Result<u64> {
         let result = self.inner.clear().await;
         self.changed(Invalidate::All).await;
+        result
+    }
+
+    async fn list_for_user<'a>(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<UserSession>> {
+        self.inner.list_for_user(user, now, after, limit).await
+    }
+
+    async fn count_for_user(&self, user: &str, now: DateTime<Utc>) -> Result<u64> {
+        self.inner.count_for_user(user, now).await
+    }
+
+    /// The model's, then every entry goes, here and on the channel: which sessions the user
+    /// had is known to the database only.
+    async fn destroy_for_user<'a>(&self, user: &str, except: Option<&'a str>) -> Result<u64> {
+        let result = self.inner.destroy_for_user(user, except).await;
+        if result.as_ref().is_ok_and(|n| *n > 0) {
+            self.changed(Invalidate::All).await;
+        }
         result
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Capabilities, Created, MemoryModel, SessionModel, SessionRow, Slide, Sweep};
+use super::{
+    Capabilities, Created, MemoryModel, SessionModel, SessionRow, Slide, Sweep, UserSession,
+};
 use crate::Result;
 use crate::task::AbortOnDrop;
 
@@ -244,6 +246,38 @@ impl<M: SessionModel> SessionModel for Fallback<M> {
         let in_memory = self.memory.clear().await?;
         match self.primary.get() {
             Some(m) => Ok(in_memory + m.clear().await?),
+            None => Ok(in_memory),
+        }
+    }
+
+    async fn list_for_user<'a>(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<UserSession>> {
+        let mut found = self.memory.list_for_user(user, now, after, limit).await?;
+        if let Some(m) = self.primary.get() {
+            found.extend(m.list_for_user(user, now, after, limit).await?);
+            found.sort_by(|a, b| a.sid.cmp(&b.sid));
+            found.truncate(limit as usize);
+        }
+        Ok(found)
+    }
+
+    async fn count_for_user(&self, user: &str, now: DateTime<Utc>) -> Result<u64> {
+        let in_memory = self.memory.count_for_user(user, now).await?;
+        match self.primary.get() {
+            Some(m) => Ok(in_memory + m.count_for_user(user, now).await?),
+            None => Ok(in_memory),
+        }
+    }
+
+    async fn destroy_for_user<'a>(&self, user: &str, except: Option<&'a str>) -> Result<u64> {
+        let in_memory = self.memory.destroy_for_user(user, except).await?;
+        match self.primary.get() {
+            Some(m) => Ok(in_memory + m.destroy_for_user(user, except).await?),
             None => Ok(in_memory),
         }
     }

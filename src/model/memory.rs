@@ -7,23 +7,25 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Capabilities, Created, SessionModel, SessionRow, Slide, touch_is_due};
+use super::{Capabilities, Created, SessionModel, SessionRow, Slide, UserSession, touch_is_due};
 use crate::{Error, Result};
 
 /// A [`SessionModel`] that keeps sessions in memory, in this process only.
 ///
 /// It holds to the same contract as the SQL models and is the reference they are tested
-/// against. It keeps versions (see [`Capabilities::version`]). Sessions are lost
+/// against. It keeps versions and users (see [`Capabilities`]). Sessions are lost
 /// when the process ends and are not shared between instances.
 #[derive(Debug, Default)]
 pub struct MemoryModel {
     rows: Mutex<HashMap<String, Stored>>,
 }
 
-/// A stored row and when it was last written (created, saved, updated or touched).
+/// A stored row, when it was made and when it was last written (created, saved, updated or
+/// touched).
 #[derive(Debug)]
 struct Stored {
     row: SessionRow,
+    created: DateTime<Utc>,
     written: DateTime<Utc>,
 }
 
@@ -54,7 +56,7 @@ impl MemoryModel {
 #[async_trait]
 impl SessionModel for MemoryModel {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_version(true)
+        Capabilities::NONE.with_version(true).with_user_id(true)
     }
 
     async fn load(&self, sid: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
@@ -62,7 +64,7 @@ impl SessionModel for MemoryModel {
             .rows()
             .get(sid)
             .filter(|r| r.is_live(now))
-            .map(|r| r.row.clone()))
+            .map(|r| loaded(&r.row)))
     }
 
     async fn create(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<Created> {
@@ -70,17 +72,16 @@ impl SessionModel for MemoryModel {
         if rows.contains_key(&row.sid) {
             return Ok(Created::AlreadyExists);
         }
-        rows.insert(row.sid.clone(), stored(row, 0, now));
+        rows.insert(row.sid.clone(), stored(row, 0, now, now));
         Ok(Created::Inserted)
     }
 
     async fn save(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<()> {
         let mut rows = self.rows();
-        let version = rows
-            .get(&row.sid)
-            .and_then(|r| r.row.version)
-            .map_or(0, |v| v + 1);
-        rows.insert(row.sid.clone(), stored(row, version, now));
+        let (version, created) = rows.get(&row.sid).map_or((0, now), |r| {
+            (r.row.version.map_or(0, |v| v + 1), r.created)
+        });
+        rows.insert(row.sid.clone(), stored(row, version, created, now));
         Ok(())
     }
 
@@ -99,7 +100,7 @@ impl SessionModel for MemoryModel {
                 found,
             });
         }
-        *current = stored(row, found + 1, now);
+        *current = stored(row, found + 1, current.created, now);
         Ok(true)
     }
 
@@ -132,7 +133,7 @@ impl SessionModel for MemoryModel {
             stored.row.expires = Some(to);
             stored.written = slide.now;
         }
-        Ok(Some(stored.row.clone()))
+        Ok(Some(loaded(&stored.row)))
     }
 
     async fn destroy(&self, sid: &str) -> Result<bool> {
@@ -162,8 +163,53 @@ impl SessionModel for MemoryModel {
             .rows()
             .values()
             .filter(|r| r.is_live(now))
-            .map(|r| r.row.clone())
+            .map(|r| loaded(&r.row))
             .collect())
+    }
+
+    async fn list_for_user<'a>(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<UserSession>> {
+        let rows = self.rows();
+        let mut found: Vec<&Stored> = rows
+            .values()
+            .filter(|r| r.is_live(now) && r.row.user_id.as_deref() == Some(user))
+            .filter(|r| after.is_none_or(|after| r.row.sid.as_str() > after))
+            .collect();
+        found.sort_by(|a, b| a.row.sid.cmp(&b.row.sid));
+        Ok(found
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| {
+                UserSession::new(
+                    r.row.sid.clone(),
+                    Some(r.created),
+                    Some(r.written),
+                    r.row.expires,
+                )
+            })
+            .collect())
+    }
+
+    async fn count_for_user(&self, user: &str, now: DateTime<Utc>) -> Result<u64> {
+        Ok(self
+            .rows()
+            .values()
+            .filter(|r| r.is_live(now) && r.row.user_id.as_deref() == Some(user))
+            .count() as u64)
+    }
+
+    async fn destroy_for_user<'a>(&self, user: &str, except: Option<&'a str>) -> Result<u64> {
+        let mut rows = self.rows();
+        let before = rows.len();
+        rows.retain(|sid, r| {
+            r.row.user_id.as_deref() != Some(user) || except == Some(sid.as_str())
+        });
+        Ok((before - rows.len()) as u64)
     }
 
     async fn clear(&self) -> Result<u64> {
@@ -174,9 +220,20 @@ impl SessionModel for MemoryModel {
     }
 }
 
-/// `row` as stored at `version`, written at `now`.
-fn stored(row: &SessionRow, version: i64, now: DateTime<Utc>) -> Stored {
+/// `row` as stored at `version`, made at `created` and written at `now`.
+fn stored(row: &SessionRow, version: i64, created: DateTime<Utc>, now: DateTime<Utc>) -> Stored {
     let mut row = row.clone();
     row.version = Some(version);
-    Stored { row, written: now }
+    Stored {
+        row,
+        created,
+        written: now,
+    }
+}
+
+/// `row` as a load returns it: loads do not say whose a session is.
+fn loaded(row: &SessionRow) -> SessionRow {
+    let mut row = row.clone();
+    row.user_id = None;
+    row
 }

@@ -63,6 +63,11 @@ pub struct SessionRow {
     /// on a row passed to [`SessionModel::update`], the version the write is based on (`None`:
     /// write whatever is stored).
     pub version: Option<i64>,
+    /// The user the session belongs to (the `user_id` column), for a model whose
+    /// [`Capabilities::user_id`] is true: on a written row, what the store read from the
+    /// session's data under its user key (`None`: no user); on a loaded row, `None`. A model
+    /// without the column ignores it.
+    pub user_id: Option<String>,
 }
 
 impl std::fmt::Debug for SessionRow {
@@ -72,6 +77,7 @@ impl std::fmt::Debug for SessionRow {
             .field("data", &format_args!("<{} bytes>", self.data.len()))
             .field("expires", &self.expires)
             .field("version", &self.version)
+            .field("user_id", &self.user_id.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -88,7 +94,14 @@ impl SessionRow {
             data: data.into(),
             expires,
             version: None,
+            user_id: None,
         }
+    }
+
+    /// The same row, belonging to user `user_id`.
+    pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
     }
 
     /// The same row based on stored version `version`, for optimistic concurrency.
@@ -115,6 +128,12 @@ pub struct Capabilities {
     /// The longest session id the model can store, in characters: a store refuses longer ids
     /// before they reach the model. At most [`MAX_SID_LEN`].
     pub max_sid_len: usize,
+    /// The model keeps the user a session belongs to ([`SessionRow::user_id`]) in a column of
+    /// its own, with an index, and answers the per-user calls
+    /// ([`list_for_user`](SessionModel::list_for_user),
+    /// [`count_for_user`](SessionModel::count_for_user),
+    /// [`destroy_for_user`](SessionModel::destroy_for_user)).
+    pub user_id: bool,
 }
 
 impl Default for Capabilities {
@@ -128,6 +147,7 @@ impl Capabilities {
     pub const NONE: Capabilities = Capabilities {
         version: false,
         max_sid_len: MAX_SID_LEN,
+        user_id: false,
     };
 
     /// The same, with ids up to `chars` characters (never more than [`MAX_SID_LEN`]).
@@ -145,6 +165,83 @@ impl Capabilities {
         self.version = yes;
         self
     }
+
+    /// The same, with a user column.
+    pub const fn with_user_id(mut self, yes: bool) -> Self {
+        self.user_id = yes;
+        self
+    }
+}
+
+/// The longest user id a store accepts: what the default `user_id VARCHAR(255)` holds.
+pub const MAX_USER_ID_LEN: usize = 255;
+
+/// Checks that `user` is a user id the models can hold: not empty, at most
+/// [`MAX_USER_ID_LEN`] characters.
+pub(crate) fn check_user_id(user: &str) -> Result<()> {
+    if user.is_empty() {
+        return Err(Error::InvalidInput("user id is empty".into()));
+    }
+    if user.len() > MAX_USER_ID_LEN && user.chars().count() > MAX_USER_ID_LEN {
+        return Err(Error::InvalidInput(format!(
+            "user id is {} characters long; the user_id column holds at most {MAX_USER_ID_LEN}",
+            user.chars().count()
+        )));
+    }
+    Ok(())
+}
+
+/// One session of a user, as [`SessionModel::list_for_user`] lists it: when it was made, last
+/// written and when it expires, without its data. Its `Debug` shows the id shortened.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserSession {
+    /// The session id.
+    pub sid: String,
+    /// When the session was made (`createdAt`), where the model keeps it.
+    pub created: Option<DateTime<Utc>>,
+    /// When the session was last written, touches included (`updatedAt`), where the model
+    /// keeps it.
+    pub written: Option<DateTime<Utc>>,
+    /// When it expires; `None` never expires.
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl UserSession {
+    /// A listed session.
+    pub fn new(
+        sid: impl Into<String>,
+        created: Option<DateTime<Utc>>,
+        written: Option<DateTime<Utc>>,
+        expires: Option<DateTime<Utc>>,
+    ) -> Self {
+        UserSession {
+            sid: sid.into(),
+            created,
+            written,
+            expires,
+        }
+    }
+}
+
+impl std::fmt::Debug for UserSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSession")
+            .field("sid", &crate::redact(&self.sid))
+            .field("created", &self.created)
+            .field("written", &self.written)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// The error of a per-user call on a model without a user column: what to do about it.
+pub fn no_user_column(model: &str) -> Error {
+    Error::Unsupported(format!(
+        "{model} keeps no user id per session, so sessions cannot be found by user; open the \
+         table with ConnectSession::options(pool).user_id(true) (auto adds a user_id column and \
+         its index), or use a model whose capabilities have user_id"
+    ))
 }
 
 /// A mock model whose capabilities are the defaults, as a store reads them once.
@@ -358,6 +455,52 @@ pub trait SessionModel: Send + Sync + 'static {
     /// # Errors
     /// A backend failure, or [`Error::Decode`](crate::Error::Decode) for a row that does not decode.
     async fn list(&self, now: DateTime<Utc>) -> Result<Vec<SessionRow>>;
+
+    /// The live sessions of user `user` whose ids sort after `after` (all of them when
+    /// `None`), in the order of their ids, at most `limit`: a page. Pass the last id of a
+    /// page as `after` to get the next. One indexed statement where the database allows.
+    ///
+    /// The default refuses: a model without a user column cannot find sessions by user.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) when the model keeps no user id
+    /// ([`Capabilities::user_id`]); a backend failure; [`Error::Decode`](crate::Error::Decode)
+    /// for a row whose times do not decode.
+    async fn list_for_user<'a>(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+        after: Option<&'a str>,
+        limit: u32,
+    ) -> Result<Vec<UserSession>> {
+        let _ = (user, now, after, limit);
+        Err(no_user_column(std::any::type_name::<Self>()))
+    }
+
+    /// The number of live sessions of user `user`.
+    ///
+    /// The default refuses, as [`list_for_user`](SessionModel::list_for_user).
+    ///
+    /// # Errors
+    /// As [`list_for_user`](SessionModel::list_for_user).
+    async fn count_for_user(&self, user: &str, now: DateTime<Utc>) -> Result<u64> {
+        let _ = (user, now);
+        Err(no_user_column(std::any::type_name::<Self>()))
+    }
+
+    /// Deletes every session of user `user`, live or expired, but the one with id `except`
+    /// when given (the session making the request: "sign out the other devices"), in one
+    /// statement, and returns how many went.
+    ///
+    /// The default refuses, as [`list_for_user`](SessionModel::list_for_user).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) as
+    /// [`list_for_user`](SessionModel::list_for_user); a backend failure.
+    async fn destroy_for_user<'a>(&self, user: &str, except: Option<&'a str>) -> Result<u64> {
+        let _ = (user, except);
+        Err(no_user_column(std::any::type_name::<Self>()))
+    }
 
     /// Deletes every row, live or expired, and returns how many went.
     ///

@@ -83,6 +83,7 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// [`Dialect::index_expires`] says so, when they are missing. Defaults to
     /// `CREATE TABLE IF NOT EXISTS` and `CREATE INDEX IF NOT EXISTS`.
     fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
+        let with_user = columns.contains(&Column::UserId);
         let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
         let mut ddl = vec![format!(
             "CREATE TABLE IF NOT EXISTS {} ({})",
@@ -95,7 +96,27 @@ pub trait Dialect: Send + Sync + Debug + 'static {
                 index_on(self, table, "expires_idx", Column::Expires)
             ));
         }
+        if with_user {
+            ddl.push(format!(
+                "CREATE INDEX IF NOT EXISTS {}",
+                user_index(self, table)
+            ));
+        }
         ddl
+    }
+
+    /// The statements that add the user column and its `(user_id, sid)` index to an existing
+    /// `table`, run by `auto` when the table options ask for users. Defaults to
+    /// `ALTER TABLE ... ADD COLUMN` and `CREATE INDEX IF NOT EXISTS`.
+    fn add_user_column(&self, table: &str) -> Vec<String> {
+        vec![
+            format!(
+                "ALTER TABLE {} ADD COLUMN {}",
+                self.quote(table),
+                self.column_ddl(Column::UserId)
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {}", user_index(self, table)),
+        ]
     }
 
     /// SQL counting the indexes of `table` (validated) whose first column is `expires`.
@@ -276,6 +297,19 @@ pub fn delete_expired_by_key(
 
 /// `"<table>_<suffix>" ON "<table>" ("<column>")`, quoted for `d`: what follows `CREATE INDEX`
 /// for an index of the sessions table on one column.
+/// `<table>_user_idx ON <table> (user_id, sid)`: the index of the per-user calls, which finds
+/// a user's rows in id order, so that a page of them is a range of it.
+pub fn user_index<D: Dialect + ?Sized>(d: &D, table: &str) -> String {
+    format!(
+        "{} ON {} ({}, {})",
+        d.quote(&format!("{table}_user_idx")),
+        d.quote(table),
+        d.quote(Column::UserId.name()),
+        d.quote(Column::Sid.name())
+    )
+}
+
+/// `<table>_<suffix> ON <table> (<column>)`, for a `CREATE INDEX`.
 pub fn index_on<D: Dialect + ?Sized>(d: &D, table: &str, suffix: &str, column: Column) -> String {
     format!(
         "{} ON {} ({})",

@@ -123,6 +123,9 @@ pub struct RawRow {
     pub version: Option<i64>,
     /// The `updatedAt` column, when the statement selected it; [`RawTime::Null`] otherwise.
     pub written: RawTime,
+    /// The `createdAt` column, when the statement selected it (a sixth column, after the
+    /// last write); [`RawTime::Null`] otherwise.
+    pub created: RawTime,
 }
 
 impl std::fmt::Debug for RawRow {
@@ -136,6 +139,7 @@ impl std::fmt::Debug for RawRow {
             .field("expires", &self.expires)
             .field("version", &self.version)
             .field("written", &self.written)
+            .field("created", &self.created)
             .finish()
     }
 }
@@ -149,6 +153,7 @@ impl RawRow {
             expires,
             version: None,
             written: RawTime::Null,
+            created: RawTime::Null,
         }
     }
 
@@ -161,6 +166,17 @@ impl RawRow {
     /// Whether a row of `columns` columns holds the time of its last write in its fifth column.
     pub fn has_written(columns: usize) -> bool {
         columns >= 5
+    }
+
+    /// Whether a row of `columns` columns holds the time it was made in its sixth column.
+    pub fn has_created(columns: usize) -> bool {
+        columns >= 6
+    }
+
+    /// The same row with the time it was made.
+    pub fn with_created(mut self, created: RawTime) -> Self {
+        self.created = created;
+        self
     }
 
     /// The same row with the time of its last write.
@@ -246,6 +262,9 @@ pub enum Column {
     UpdatedAt,
     /// The version number, for optimistic concurrency; optional.
     Version,
+    /// The user a session belongs to; optional (`userId` on a table Sequelize made with
+    /// `extendDefaultFields`).
+    UserId,
 }
 
 impl Column {
@@ -258,6 +277,7 @@ impl Column {
             Column::CreatedAt => "createdAt",
             Column::UpdatedAt => "updatedAt",
             Column::Version => "version",
+            Column::UserId => "user_id",
         }
     }
 

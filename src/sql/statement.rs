@@ -30,11 +30,13 @@ pub enum Param {
     Skip,
     /// Where a `rowid` batch ends (exclusive).
     Upto,
+    /// The user a session belongs to.
+    User,
 }
 
 impl Param {
     /// Every name, in slot order.
-    const ALL: [Param; 9] = [
+    const ALL: [Param; 10] = [
         Param::Sid,
         Param::Data,
         Param::Expires,
@@ -44,6 +46,7 @@ impl Param {
         Param::After,
         Param::Skip,
         Param::Upto,
+        Param::User,
     ];
 
     /// How many names there are.
@@ -61,6 +64,7 @@ impl Param {
             Param::After => "after",
             Param::Skip => "skip",
             Param::Upto => "upto",
+            Param::User => "user",
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod ops;
 mod sweeper;
+mod users;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::serializer::{Json, Serializer, SessionData};
 use crate::time::{MAX_EXPIRY, later_by, to_millis};
 
 use sweeper::Sweeper;
+pub use users::MAX_USER_PAGE;
 
 /// How long a session lives when the caller gives no expiry: 14 days.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
@@ -85,6 +87,11 @@ pub struct Store<M> {
     max_sid_len: usize,
     merge: Option<Arc<Merge>>,
     sweeper: Arc<Sweeper>,
+    /// The key of a session's data that names its user ([`Store::with_user_key`]).
+    user_key: Option<Arc<str>>,
+    /// Whether the model keeps users ([`Capabilities::user_id`](crate::Capabilities)), read
+    /// once.
+    user_ids: bool,
 }
 
 /// How many ids [`Store::create_with_fresh_id`] draws before giving up. Two random ids of the
@@ -116,6 +123,8 @@ impl<M> Clone for Store<M> {
             max_sid_len: self.max_sid_len,
             merge: self.merge.clone(),
             sweeper: Arc::clone(&self.sweeper),
+            user_key: self.user_key.clone(),
+            user_ids: self.user_ids,
         }
     }
 }
@@ -135,6 +144,7 @@ impl<M> fmt::Debug for Store<M> {
             .field("retries", &self.retries)
             .field("call_timeout", &self.call_timeout)
             .field("merge", &self.merge.is_some())
+            .field("user_key", &self.user_key)
             .finish()
     }
 }
@@ -143,7 +153,7 @@ impl<M: SessionModel> Store<M> {
     /// A store over any model, a user's own included, with the default policy. The sweeper
     /// task starts now when called inside a tokio runtime, else on the store's first call.
     pub fn with_model(model: M) -> Self {
-        let max_sid_len = model.capabilities().max_sid_len;
+        let caps = model.capabilities();
         let store = Store {
             model: Arc::new(model),
             ttl: DEFAULT_TTL,
@@ -156,9 +166,11 @@ impl<M: SessionModel> Store<M> {
             sweep_batch: DEFAULT_SWEEP_BATCH,
             retries: crate::RETRIES,
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
-            max_sid_len,
+            max_sid_len: caps.max_sid_len,
             merge: None,
             sweeper: Arc::new(Sweeper::default()),
+            user_key: None,
+            user_ids: caps.user_id,
         };
         store.start_sweeper_if_in_runtime();
         store

@@ -293,7 +293,9 @@ impl<M: SessionModel> Store<M> {
                 text.len()
             )));
         }
-        Ok(SessionRow::new(sid, text, Some(expires)))
+        let mut row = SessionRow::new(sid, text, Some(expires));
+        row.user_id = self.user_of(sid, data)?;
+        Ok(row)
     }
 
     fn decode(&self, row: SessionRow) -> Result<Session> {
@@ -316,7 +318,7 @@ impl<M: SessionModel> Store<M> {
 
 impl<M: SessionModel> Store<M> {
     /// Runs `op` under the store's retry budget and call timeout.
-    async fn call<T, F>(&self, op: impl FnMut() -> F) -> Result<T>
+    pub(super) async fn call<T, F>(&self, op: impl FnMut() -> F) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {

@@ -14,7 +14,8 @@ use chrono::Utc;
 pub use sequelstore::testing::*;
 use sequelstore::{Backend, ConnectSession, SessionModel};
 
-/// A `Ctx` over a fresh `ConnectSession` table (plain or versioned) on `backend`.
+/// A `Ctx` over a fresh `ConnectSession` table on `backend`: plain, or versioned with a user
+/// column, so that the suite runs on the bare shape and on the full one.
 pub async fn table_ctx<B: Backend + Clone>(
     backend: B,
     test: &str,
@@ -27,10 +28,12 @@ pub async fn table_ctx<B: Backend + Clone>(
     let model = ConnectSession::options(backend)
         .table(&table)
         .versioned(versioned)
+        .user_id(versioned)
         .auto()
         .await
         .unwrap();
     assert_eq!(model.capabilities().version, versioned);
+    assert_eq!(model.capabilities().user_id, versioned);
     Ctx {
         model: Arc::new(model),
         table,

@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS `sequelstore_locks` (name VARCHAR(191) NOT NULL PRIMA
 -- sweep_lock.create
 INSERT IGNORE INTO `sequelstore_locks` (name) VALUES ('sweep:ConnectSession');
 
----- versioned table
+---- versioned table, with users
 
 -- load (sid, now)
 SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE `sid` = ? AND (`expires` IS NULL OR `expires` > ?);
@@ -69,20 +69,20 @@ SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE `sid` = ?
 -- load_written (sid, now)
 SELECT `sid`, `data`, `expires`, `version`, `updatedAt` FROM `ConnectSession` WHERE `sid` = ? AND (`expires` IS NULL OR `expires` > ?);
 
--- create (sid, data, expires, now, now)
-INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?);
+-- create (sid, data, expires, now, now, user)
+INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`, `user_id`) VALUES (?, ?, ?, ?, ?, ?);
 
--- save (sid, data, expires, now, now)
-INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`), `updatedAt` = VALUES(`updatedAt`), `version` = `ConnectSession`.`version` + 1;
+-- save (sid, data, expires, now, now, user)
+INSERT INTO `ConnectSession` (`sid`, `data`, `expires`, `createdAt`, `updatedAt`, `user_id`) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `data` = VALUES(`data`), `expires` = VALUES(`expires`), `updatedAt` = VALUES(`updatedAt`), `user_id` = VALUES(`user_id`), `version` = `ConnectSession`.`version` + 1;
 
--- update (data, expires, now, sid, sid, now)
-UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+-- update (data, expires, now, user, sid, sid, now)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `user_id` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
 
--- update_if_version (data, expires, now, sid, sid, now, version)
-UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND `version` = ?;
+-- update_if_version (data, expires, now, user, sid, sid, now, version)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `user_id` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND `version` = ?;
 
--- replace (data, expires, now, sid, sid)
-UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY);
+-- replace (data, expires, now, user, sid, sid)
+UPDATE `ConnectSession` SET `data` = ?, `expires` = ?, `updatedAt` = ?, `user_id` = ?, `version` = `version` + 1 WHERE `sid` = ? AND `sid` = CAST(? AS BINARY);
 
 -- touch (expires, now, sid, sid, now)
 UPDATE `ConnectSession` SET `expires` = ?, `updatedAt` = ? WHERE `sid` = ? AND `sid` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
@@ -108,6 +108,18 @@ SELECT `sid`, `data`, `expires`, `version` FROM `ConnectSession` WHERE (`expires
 
 -- clear ()
 DELETE FROM `ConnectSession`;
+
+-- users.list (user, user, now, after, limit)
+SELECT `sid`, '', `expires`, `version`, `updatedAt`, `createdAt` FROM `ConnectSession` WHERE `user_id` = ? AND `user_id` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?) AND `sid` > ? ORDER BY `sid` LIMIT ?;
+
+-- users.count (user, user, now)
+SELECT COUNT(*) FROM `ConnectSession` WHERE `user_id` = ? AND `user_id` = CAST(? AS BINARY) AND (`expires` IS NULL OR `expires` > ?);
+
+-- users.destroy (user, user)
+DELETE FROM `ConnectSession` WHERE `user_id` = ? AND `user_id` = CAST(? AS BINARY);
+
+-- users.destroy_except (user, user, sid, sid)
+DELETE FROM `ConnectSession` WHERE `user_id` = ? AND `user_id` = CAST(? AS BINARY) AND NOT (`sid` = ? AND `sid` = CAST(? AS BINARY));
 
 -- sweep_lock.take
 SELECT 1 FROM `sequelstore_locks` WHERE name = 'sweep:ConnectSession' FOR UPDATE SKIP LOCKED;

@@ -58,7 +58,7 @@ DELETE FROM "ConnectSession" WHERE rowid > ?1 AND +"expires" <= ?2;
 
 -- sweep_lock: none in this dialect
 
----- versioned table, swept by rowid
+---- versioned table, with users, swept by rowid
 
 -- load (sid, now)
 SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE "sid" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
@@ -66,20 +66,20 @@ SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE "sid" = ?
 -- load_written (sid, now)
 SELECT "sid", "data", "expires", "version", "updatedAt" FROM "ConnectSession" WHERE "sid" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
 
--- create (sid, data, expires, now)
-INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT ("sid") DO NOTHING;
+-- create (sid, data, expires, now, user)
+INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt", "user_id") VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT ("sid") DO NOTHING;
 
--- save (sid, data, expires, now)
-INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt") VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT ("sid") DO UPDATE SET "data" = excluded."data", "expires" = excluded."expires", "updatedAt" = excluded."updatedAt", "version" = "ConnectSession"."version" + 1;
+-- save (sid, data, expires, now, user)
+INSERT INTO "ConnectSession" ("sid", "data", "expires", "createdAt", "updatedAt", "user_id") VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT ("sid") DO UPDATE SET "data" = excluded."data", "expires" = excluded."expires", "updatedAt" = excluded."updatedAt", "user_id" = excluded."user_id", "version" = "ConnectSession"."version" + 1;
 
--- update (data, expires, now, sid)
-UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4 AND ("expires" IS NULL OR "expires" > ?3);
+-- update (data, expires, now, user, sid)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "user_id" = ?4, "version" = "version" + 1 WHERE "sid" = ?5 AND ("expires" IS NULL OR "expires" > ?3);
 
--- update_if_version (data, expires, now, sid, version)
-UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4 AND ("expires" IS NULL OR "expires" > ?3) AND "version" = ?5;
+-- update_if_version (data, expires, now, user, sid, version)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "user_id" = ?4, "version" = "version" + 1 WHERE "sid" = ?5 AND ("expires" IS NULL OR "expires" > ?3) AND "version" = ?6;
 
--- replace (data, expires, now, sid)
-UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4;
+-- replace (data, expires, now, user, sid)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "user_id" = ?4, "version" = "version" + 1 WHERE "sid" = ?5;
 
 -- touch (expires, now, sid)
 UPDATE "ConnectSession" SET "expires" = ?1, "updatedAt" = ?2 WHERE "sid" = ?3 AND ("expires" IS NULL OR "expires" > ?2);
@@ -106,6 +106,18 @@ SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE ("expires
 
 -- clear ()
 DELETE FROM "ConnectSession";
+
+-- users.list (user, now, after, limit)
+SELECT "sid", '', "expires", "version", "updatedAt", "createdAt" FROM "ConnectSession" WHERE "user_id" = ?1 AND ("expires" IS NULL OR "expires" > ?2) AND "sid" > ?3 ORDER BY "sid" LIMIT ?4;
+
+-- users.count (user, now)
+SELECT COUNT(*) FROM "ConnectSession" WHERE "user_id" = ?1 AND ("expires" IS NULL OR "expires" > ?2);
+
+-- users.destroy (user)
+DELETE FROM "ConnectSession" WHERE "user_id" = ?1;
+
+-- users.destroy_except (user, sid)
+DELETE FROM "ConnectSession" WHERE "user_id" = ?1 AND NOT ("sid" = ?2);
 
 -- rowid_sweep.next (after, now, skip)
 SELECT coalesce((SELECT rowid FROM "ConnectSession" WHERE rowid > ?1 AND +"expires" <= ?2 ORDER BY rowid LIMIT 1 OFFSET ?3), ?1);

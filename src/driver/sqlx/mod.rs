@@ -91,6 +91,9 @@ fn raw_rows<DB: SqlxDatabase>(rows: &[DB::Row]) -> Result<Vec<RawRow>> {
             if RawRow::has_written(row.len()) {
                 raw = raw.with_written(DB::decode_time(row, 4)?);
             }
+            if RawRow::has_created(row.len()) {
+                raw = raw.with_created(DB::decode_time(row, 5)?);
+            }
             Ok(raw)
         })
         .collect()

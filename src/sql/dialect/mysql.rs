@@ -18,6 +18,18 @@ pub(crate) const LOCK_TABLE: &str = "sequelstore_locks";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MySqlDialect;
 
+impl MySqlDialect {
+    /// `INDEX <table>_user_idx (user_id, sid)`, in a `CREATE TABLE` or after `ADD`.
+    fn user_index_clause(&self, table: &str) -> String {
+        format!(
+            "INDEX {} ({}, {})",
+            self.quote(&format!("{table}_user_idx")),
+            self.quote(Column::UserId.name()),
+            self.quote(Column::Sid.name())
+        )
+    }
+}
+
 impl Dialect for MySqlDialect {
     fn name(&self) -> &'static str {
         "MySQL"
@@ -78,18 +90,34 @@ impl Dialect for MySqlDialect {
             Column::Expires => "DATETIME(6) NULL",
             Column::Version => "BIGINT NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "DATETIME(6) NOT NULL",
+            Column::UserId => "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
         }
     }
 
     fn create_table(&self, table: &str, columns: &[Column]) -> Vec<String> {
-        let columns: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
-        let columns = columns.join(", ");
-        vec![format!(
-            "CREATE TABLE IF NOT EXISTS {} ({columns}, INDEX {} ({})) \
-             DEFAULT CHARSET = utf8mb4",
-            self.quote(table),
+        let mut ddl: Vec<String> = columns.iter().map(|c| self.column_ddl(*c)).collect();
+        ddl.push(format!(
+            "INDEX {} ({})",
             self.quote(&format!("{table}_expires_idx")),
             self.quote("expires")
+        ));
+        if columns.contains(&Column::UserId) {
+            ddl.push(self.user_index_clause(table));
+        }
+        vec![format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) DEFAULT CHARSET = utf8mb4",
+            self.quote(table),
+            ddl.join(", ")
+        )]
+    }
+
+    fn add_user_column(&self, table: &str) -> Vec<String> {
+        // One statement, so that a second instance's finds both or neither.
+        vec![format!(
+            "ALTER TABLE {} ADD COLUMN {}, ADD {}",
+            self.quote(table),
+            self.column_ddl(Column::UserId),
+            self.user_index_clause(table)
         )]
     }
 
@@ -107,6 +135,7 @@ impl Dialect for MySqlDialect {
                 "text" | "mediumtext" | "longtext" | "varchar" | "json" | "tinytext"
             ),
             Column::Version => matches!(ty, "bigint" | "int"),
+            Column::UserId => matches!(ty, "varchar" | "char" | "bigint" | "int"),
             _ => ty == "datetime",
         };
         if ok {

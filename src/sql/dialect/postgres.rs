@@ -61,6 +61,7 @@ impl Dialect for PostgresDialect {
             Column::Expires => "TIMESTAMPTZ",
             Column::Version => "BIGINT NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "TIMESTAMPTZ NOT NULL",
+            Column::UserId => "VARCHAR(255)",
         }
     }
 
@@ -78,6 +79,14 @@ impl Dialect for PostgresDialect {
                 "TIMESTAMPTZ",
             ),
             Column::Version => (ty == "bigint", "bigint", "BIGINT"),
+            Column::UserId => (
+                matches!(
+                    ty,
+                    "text" | "character varying" | "character" | "integer" | "bigint"
+                ),
+                "text, character varying, integer or bigint",
+                "VARCHAR(255)",
+            ),
             _ => (
                 matches!(ty, "text" | "character varying" | "character"),
                 "text or character varying",

@@ -58,6 +58,7 @@ impl Dialect for SqliteDialect {
             Column::Expires => "DATETIME",
             Column::Version => "INTEGER NOT NULL DEFAULT 0",
             Column::CreatedAt | Column::UpdatedAt => "DATETIME NOT NULL",
+            Column::UserId => "VARCHAR(255)",
         }
     }
 
@@ -93,7 +94,8 @@ impl Dialect for SqliteDialect {
                 ),
             ));
         }
-        if !column.is_time() && numeric {
+        // A user column of integers (a foreign key to a users table) is bound as integers.
+        if !column.is_time() && column != Column::UserId && numeric {
             return Some((
                 format!("has type {ty:?}, which does not hold text"),
                 format!(
