@@ -249,9 +249,10 @@ impl<B: Backend> ConnectSession<B> {
             args.set(Param::Version, Arg::Int(version));
         }
         if self.table.user.is_some() {
-            let user = match &row.user_id {
-                Some(user) => self.user_arg(user)?,
-                None => Arg::Null,
+            let user = match (&row.user_id, &self.table.user) {
+                (Some(user), _) => self.user_arg(user)?,
+                (None, Some(UserColumn { is_int: true, .. })) => Arg::NullInt,
+                (None, _) => Arg::NullText,
             };
             args.set(Param::User, user);
         }

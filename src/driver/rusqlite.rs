@@ -70,7 +70,7 @@ fn owned(stmt: &Statement, args: &Args<'_>) -> Result<Vec<Value>> {
     stmt.bound(args)
         .map(|arg| {
             Ok(match arg? {
-                Arg::Null => Value::Null,
+                Arg::Null | Arg::NullText | Arg::NullInt => Value::Null,
                 Arg::Str(s) => Value::Text((*s).to_owned()),
                 Arg::String(s) => Value::Text(s.clone()),
                 Arg::Int(i) => Value::Integer(*i),

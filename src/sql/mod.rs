@@ -51,8 +51,13 @@ pub fn validate_identifier(name: &str) -> Result<()> {
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Arg<'a> {
-    /// SQL NULL.
+    /// SQL NULL, of a time column (a session that never expires).
     Null,
+    /// SQL NULL, of a text column (a session without a user).
+    NullText,
+    /// SQL NULL, of an integer column (a session without a user, where user ids are
+    /// integers).
+    NullInt,
     /// Text borrowed from the caller.
     Str(&'a str),
     /// Text made for this statement (a time written as text, for instance).
@@ -70,6 +75,8 @@ impl Arg<'_> {
     pub fn into_owned(self) -> Arg<'static> {
         match self {
             Arg::Null => Arg::Null,
+            Arg::NullText => Arg::NullText,
+            Arg::NullInt => Arg::NullInt,
             Arg::Str(s) => Arg::String(s.to_owned()),
             Arg::String(s) => Arg::String(s),
             Arg::Int(i) => Arg::Int(i),
@@ -83,6 +90,8 @@ impl std::fmt::Debug for Arg<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Arg::Null => f.write_str("Null"),
+            Arg::NullText => f.write_str("NullText"),
+            Arg::NullInt => f.write_str("NullInt"),
             Arg::Str(s) => f.debug_tuple("Str").field(&crate::redact(s)).finish(),
             Arg::String(s) => f.debug_tuple("String").field(&crate::redact(s)).finish(),
             Arg::Int(i) => f.debug_tuple("Int").field(i).finish(),

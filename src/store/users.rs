@@ -170,3 +170,181 @@ fn kind(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::MemoryModel;
+
+    fn data(value: Value) -> SessionData {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!("the tests pass objects"),
+        }
+    }
+
+    fn store() -> Store<MemoryModel> {
+        Store::with_model(MemoryModel::new())
+            .with_sweep_interval(None)
+            .with_user_key("user")
+    }
+
+    #[tokio::test]
+    async fn the_user_key_fills_the_user_of_each_write() {
+        let store = store();
+        store
+            .set("a", &data(json!({"user": "ann"})), None)
+            .await
+            .unwrap();
+        store
+            .set("b", &data(json!({"user": 42})), None)
+            .await
+            .unwrap();
+        store
+            .set("c", &data(json!({"user": null})), None)
+            .await
+            .unwrap();
+        store
+            .set("d", &data(json!({"other": "ann"})), None)
+            .await
+            .unwrap();
+        store
+            .create("e", &data(json!({"user": "ann"})), None)
+            .await
+            .unwrap();
+        assert_eq!(store.count_user_sessions("ann").await.unwrap(), 2);
+        assert_eq!(store.count_user_sessions("42").await.unwrap(), 1);
+        assert!(
+            store
+                .update("a", &data(json!({"user": "bob"})), None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.count_user_sessions("ann").await.unwrap(), 1);
+        assert_eq!(store.count_user_sessions("bob").await.unwrap(), 1);
+        assert_eq!(store.user_key(), Some("user"));
+    }
+
+    #[tokio::test]
+    async fn a_pointer_reaches_into_the_data() {
+        let store = store().with_user_key("/passport/user");
+        let passport = data(json!({"passport": {"user": "ann"}, "user": "not this"}));
+        store.set("a", &passport, None).await.unwrap();
+        let listed = data(json!({"passport": {"user": ["x", 7]}}));
+        let arrays = store.clone().with_user_key("/passport/user/1");
+        arrays.set("b", &listed, None).await.unwrap();
+        let escaped = store.clone().with_user_key("/a~1b/c~0d");
+        escaped
+            .set("c", &data(json!({"a/b": {"c~d": "eve"}})), None)
+            .await
+            .unwrap();
+        store
+            .set("d", &data(json!({"passport": "flat"})), None)
+            .await
+            .unwrap();
+        assert_eq!(store.count_user_sessions("ann").await.unwrap(), 1);
+        assert_eq!(store.count_user_sessions("not this").await.unwrap(), 0);
+        assert_eq!(store.count_user_sessions("7").await.unwrap(), 1);
+        assert_eq!(store.count_user_sessions("eve").await.unwrap(), 1);
+        assert_eq!(store.length().await.unwrap(), 4, "d has no user");
+    }
+
+    #[tokio::test]
+    async fn a_user_that_is_not_an_id_is_refused_and_nothing_is_written() {
+        const SID: &str = "a-secret-session-id";
+        let store = store();
+        store
+            .set(SID, &data(json!({"user": "ann"})), None)
+            .await
+            .unwrap();
+        let long = "u".repeat(crate::model::MAX_USER_ID_LEN + 1);
+        for (bad, says) in [
+            (json!({"user": true}), "a boolean"),
+            (json!({"user": ["ann"]}), "an array"),
+            (json!({"user": {"id": 1}}), "an object"),
+            (json!({"user": ""}), "empty"),
+            (json!({"user": long}), "at most 255"),
+        ] {
+            let err = store.set(SID, &data(bad), None).await.unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput(m) if m.contains(says) && m.contains("user key")),
+                "{err}"
+            );
+            assert!(!err.to_string().contains(SID), "{err}");
+        }
+        let kept = store.get(SID).await.unwrap().unwrap();
+        assert_eq!(kept.data["user"], "ann", "the stored session is untouched");
+        assert_eq!(store.count_user_sessions("ann").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_are_refused_before_the_model() {
+        let store = store();
+        for err in [
+            store.user_sessions("", None, 10).await.unwrap_err(),
+            store.user_sessions("ann", Some(""), 10).await.unwrap_err(),
+            store.count_user_sessions("").await.unwrap_err(),
+            store.destroy_user_sessions("").await.unwrap_err(),
+            store
+                .destroy_other_user_sessions("ann", "")
+                .await
+                .unwrap_err(),
+            store
+                .destroy_other_user_sessions("", "a")
+                .await
+                .unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_is_at_most_the_maximum() {
+        let store = store();
+        let n = MAX_USER_PAGE + 5;
+        for i in 0..n {
+            let sid = format!("s{i:05}");
+            store
+                .set(&sid, &data(json!({"user": "ann"})), None)
+                .await
+                .unwrap();
+        }
+        let page = store.user_sessions("ann", None, u32::MAX).await.unwrap();
+        assert_eq!(page.len(), MAX_USER_PAGE as usize);
+        let last = page.last().map(|s| s.sid.clone()).unwrap();
+        let rest = store.user_sessions("ann", Some(&last), 100).await.unwrap();
+        assert_eq!(rest.len(), 5);
+        assert_eq!(
+            store.count_user_sessions("ann").await.unwrap(),
+            u64::from(n)
+        );
+        assert_eq!(
+            store
+                .destroy_other_user_sessions("ann", &last)
+                .await
+                .unwrap(),
+            u64::from(n - 1)
+        );
+        assert_eq!(store.destroy_user_sessions("ann").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_user_key_on_a_model_without_users_fails_every_write_saying_why() {
+        let mut mock = crate::model::mock_model();
+        mock.expect_save().never();
+        let store = Store::with_model(mock)
+            .with_sweep_interval(None)
+            .with_retries(0)
+            .with_user_key("user");
+        let err = store
+            .set("a", &data(json!({"user": "ann"})), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported(m) if m.contains("user_id(true)")),
+            "{err}"
+        );
+    }
+}

@@ -29,8 +29,24 @@ pub enum Op {
     Count,
     List,
     Clear,
+    /// The live sessions of a user (`USERS`), listed whole, counted, or destroyed (all but
+    /// one of `SIDS`, or all); rows are written with the user their data picks (`user_of`).
+    ListUser(usize),
+    CountUser(usize),
+    DestroyUser(usize, Option<usize>),
     /// Move the clock forward by this many seconds.
     Advance(i64),
+}
+
+const USERS: [&str; 2] = ["u1", "u2"];
+
+/// The user of a row written with data `d`: most rows have one, some none.
+fn user_of(d: u8) -> Option<&'static str> {
+    match d {
+        0 | 1 => Some(USERS[0]),
+        2 => Some(USERS[1]),
+        _ => None,
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -53,6 +69,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Count),
         1 => Just(Op::List),
         1 => Just(Op::Clear),
+        1 => (0..USERS.len()).prop_map(Op::ListUser),
+        1 => (0..USERS.len()).prop_map(Op::CountUser),
+        1 => (0..USERS.len(), proptest::option::of(0..SIDS.len()))
+            .prop_map(|(u, keep)| Op::DestroyUser(u, keep)),
         2 => (1i64..15).prop_map(Op::Advance),
     ]
 }
@@ -60,11 +80,21 @@ fn op() -> impl Strategy<Value = Op> {
 /// A row as compared: sid, data, expiry, version.
 type Flat = (String, String, Option<DateTime<Utc>>, Option<i64>);
 
+/// A listed session as compared: sid, created, written, expires.
+type Listed = (
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
 /// What an operation returned, in a form that compares across models.
 #[derive(Debug, PartialEq)]
 enum Out {
     Row(Option<Flat>),
     Rows(Vec<Flat>),
+    /// A user's sessions: sid, created, written, expires.
+    Listed(Vec<Listed>),
     Flag(bool),
     Count(u64),
     Conflict(i64, i64),
@@ -80,14 +110,17 @@ async fn apply<M: SessionModel + ?Sized>(
     op: &Op,
     now: DateTime<Utc>,
     versions: bool,
+    users: bool,
 ) -> Result<Out, Error> {
     let s = |i: &usize| SIDS[*i];
     let row = |i: &usize, d: &u8, t: &i64| {
-        SessionRow::new(
+        let mut row = SessionRow::new(
             SIDS[*i],
             format!(r#"{{"d":{d}}}"#),
             Some(now + TimeDelta::seconds(*t)),
-        )
+        );
+        row.user_id = user_of(*d).map(str::to_owned);
+        row
     };
     Ok(match op {
         Op::Load(i) => Out::Row(m.load(s(i), now).await?.map(|r| flat(r, versions))),
@@ -151,6 +184,23 @@ async fn apply<M: SessionModel + ?Sized>(
             Out::Rows(rows)
         }
         Op::Clear => Out::Count(m.clear().await?),
+        // A model without users refuses these (the conformance suite checks how).
+        Op::ListUser(_) | Op::CountUser(_) | Op::DestroyUser(..) if !users => Out::Unit,
+        Op::ListUser(u) => {
+            let mut listed: Vec<_> = m
+                .list_for_user(USERS[*u], now, None, 1000)
+                .await?
+                .into_iter()
+                .map(|s| (s.sid, s.created, s.written, s.expires))
+                .collect();
+            // Pages follow the column's collation; compared whole, in one order.
+            listed.sort();
+            Out::Listed(listed)
+        }
+        Op::CountUser(u) => Out::Count(m.count_for_user(USERS[*u], now).await?),
+        Op::DestroyUser(u, keep) => {
+            Out::Count(m.destroy_for_user(USERS[*u], keep.map(|i| SIDS[i])).await?)
+        }
         Op::Advance(_) => Out::Unit,
     })
 }
@@ -171,6 +221,7 @@ where
         return;
     };
     let versions = ctx.model.capabilities().version;
+    let users = ctx.model.capabilities().user_id;
     let long = std::env::var("SEQUELSTORE_LONG").is_ok_and(|v| v == "1");
     let config = Config {
         cases: if long { 1000 } else { 64 },
@@ -192,8 +243,8 @@ where
                     now += TimeDelta::seconds(*secs);
                     continue;
                 }
-                let want = apply(&reference, op, now, versions).await;
-                let got = apply(&*ctx.model, op, now, versions).await;
+                let want = apply(&reference, op, now, versions, users).await;
+                let got = apply(&*ctx.model, op, now, versions, users).await;
                 let (want, got) = (format!("{want:?}"), format!("{got:?}"));
                 prop_assert_eq!(got, want, "step {} {:?}", step, op);
             }

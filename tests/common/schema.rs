@@ -46,7 +46,9 @@ macro_rules! schema_tests {
             hostile_table_names_are_rejected,
             discover_refuses_a_sid_that_is_not_unique,
             a_narrow_sid_is_used_and_longer_ids_are_refused,
-            a_missing_expires_index_is_reported_with_the_online_statement
+            a_missing_expires_index_is_reported_with_the_online_statement,
+            auto_adds_the_user_column_and_its_index_to_an_existing_table,
+            discover_uses_an_integer_user_id_column
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -311,4 +313,149 @@ pub async fn a_missing_expires_index_is_reported_with_the_online_statement<B: Ba
     (ctx.raw)(fix).await;
     let fixed = ConnectSession::discover(ctx.backend.clone()).await.unwrap();
     assert_eq!(fixed.expires_index_fix(), None);
+}
+
+/// How many indexes named `index` `table` has, from the catalog.
+async fn indexes_named<B: Backend>(backend: &B, table: &str, index: &str) -> i64 {
+    let d = backend.dialect();
+    let sql = match d.name() {
+        "SQLite" => format!(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' \
+             AND name = '{index}'"
+        ),
+        "PostgreSQL" => format!(
+            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = '{table}' AND indexname = '{index}'"
+        ),
+        _ => format!(
+            "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' AND INDEX_NAME = '{index}'"
+        ),
+    };
+    let mut b = sequelstore::sql::StatementBuilder::new(d);
+    b.push(&sql);
+    backend
+        .fetch_count(&b.build(), &sequelstore::sql::Args::new())
+        .await
+        .unwrap()
+}
+
+/// Issue 14 item 1: on a table Sequelize made, `discover` asked for users names the missing
+/// column and its fix; `auto` asked for them adds the column and its `(user_id, sid)` index,
+/// from several instances at once, keeping the rows; the store then fills the column from its
+/// user key.
+pub async fn auto_adds_the_user_column_and_its_index_to_an_existing_table<B: Backend + Clone>(
+    ctx: &SchemaCtx<B>,
+) {
+    (ctx.raw)((ctx.sequelize_ddl)("ConnectSession")).await;
+    let before = Store::discover(ctx.backend.clone()).await.unwrap();
+    assert!(!sequelstore::SessionModel::capabilities(before.model()).user_id);
+    before
+        .set("old", &data(&[("user", "ann".into())]), None)
+        .await
+        .unwrap();
+    let err = ConnectSession::options(ctx.backend.clone())
+        .user_id(true)
+        .discover()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::IncompatibleSchema { column, fix, .. } => {
+            assert_eq!(column, "user_id");
+            assert!(fix.contains("ADD COLUMN"), "{fix}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let backend = ctx.backend.clone();
+            tokio::spawn(async move {
+                ConnectSession::options(backend)
+                    .user_id(true)
+                    .auto()
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for s in starts {
+        s.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        indexes_named(&ctx.backend, "ConnectSession", "ConnectSession_user_idx").await,
+        1
+    );
+    let model = ConnectSession::options(ctx.backend.clone())
+        .user_id(true)
+        .discover()
+        .await
+        .unwrap();
+    let store = Store::with_model(model).with_user_key("user");
+    assert_eq!(store.length().await.unwrap(), 1, "the rows are kept");
+    assert_eq!(
+        store.count_user_sessions("ann").await.unwrap(),
+        0,
+        "written before the column"
+    );
+    store
+        .set("old", &data(&[("user", "ann".into())]), None)
+        .await
+        .unwrap();
+    store
+        .set("new", &data(&[("user", "ann".into())]), None)
+        .await
+        .unwrap();
+    let listed = store.user_sessions("ann", None, 10).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.sid.as_str()).collect();
+    assert_eq!(ids, ["new", "old"]);
+    assert!(
+        listed
+            .iter()
+            .all(|s| s.created.is_some() && s.written.is_some())
+    );
+}
+
+/// Issue 14 item 1: a Sequelize table with `extendDefaultFields` has a `userId` column, often
+/// an integer (a foreign key to the users table): `discover` uses it, numeric user ids are
+/// written as integers, and a user id that is not an integer is refused with an error naming
+/// the column, writing nothing.
+pub async fn discover_uses_an_integer_user_id_column<B: Backend + Clone>(ctx: &SchemaCtx<B>) {
+    (ctx.raw)((ctx.sequelize_ddl)("ConnectSessions")).await;
+    let d = ctx.backend.dialect();
+    (ctx.raw)(format!(
+        "ALTER TABLE {} ADD COLUMN {} INTEGER",
+        d.quote("ConnectSessions"),
+        d.quote("userId")
+    ))
+    .await;
+    let store = Store::discover(ctx.backend.clone())
+        .await
+        .unwrap()
+        .with_user_key("/passport/user");
+    assert!(sequelstore::SessionModel::capabilities(store.model()).user_id);
+    let signed_in =
+        |user: serde_json::Value| data(&[("passport", serde_json::json!({ "user": user }))]);
+    store.set("a", &signed_in(7.into()), None).await.unwrap();
+    store.set("b", &signed_in("7".into()), None).await.unwrap();
+    store.set("c", &signed_in(8.into()), None).await.unwrap();
+    assert_eq!(store.count_user_sessions("7").await.unwrap(), 2);
+    let err = store
+        .set("d", &signed_in("ann".into()), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("userId") && m.contains("integer")),
+        "{err}"
+    );
+    assert!(
+        store.get("d").await.unwrap().is_none(),
+        "nothing was written"
+    );
+    assert_eq!(
+        store.destroy_other_user_sessions("7", "a").await.unwrap(),
+        1
+    );
+    assert!(store.get("a").await.unwrap().is_some());
+    assert!(store.get("b").await.unwrap().is_none());
+    assert_eq!(store.count_user_sessions("8").await.unwrap(), 1);
 }

@@ -20,8 +20,9 @@ impl SqlxDatabase for MySql {
         arg: &Arg<'_>,
     ) -> Query<'q, MySql, MySqlArguments> {
         match arg {
-            // The only column written as NULL is a time.
             Arg::Null => query.bind(None::<NaiveDateTime>),
+            Arg::NullText => query.bind(None::<&str>),
+            Arg::NullInt => query.bind(None::<i64>),
             Arg::Str(s) => query.bind(*s),
             Arg::String(s) => query.bind(s.as_str()),
             Arg::Int(i) => query.bind(*i),

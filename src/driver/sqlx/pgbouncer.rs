@@ -97,8 +97,9 @@ fn inline_sql(sql: &str, values: &[&Arg<'_>]) -> Result<String> {
 /// Writes `arg` as a literal of the type the prepared statement binds it as.
 fn literal(out: &mut String, arg: &Arg<'_>) -> Result<()> {
     match arg {
-        // The only column written as NULL is a time.
         Arg::Null => out.push_str(" NULL::timestamptz"),
+        Arg::NullText => out.push_str(" NULL::text"),
+        Arg::NullInt => out.push_str(" NULL::int8"),
         Arg::Str(s) => text(out, s)?,
         Arg::String(s) => text(out, s)?,
         Arg::Int(i) => out.push_str(&format!(" ({i})::int8")),

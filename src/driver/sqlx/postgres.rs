@@ -20,8 +20,11 @@ impl SqlxDatabase for Postgres {
         arg: &Arg<'_>,
     ) -> Query<'q, Postgres, PgArguments> {
         match arg {
-            // The only column written as NULL is a time.
+            // A NULL of the column's type: a statement is prepared once, with the types of
+            // its first arguments.
             Arg::Null => query.bind(None::<DateTime<Utc>>),
+            Arg::NullText => query.bind(None::<&str>),
+            Arg::NullInt => query.bind(None::<i64>),
             Arg::Str(s) => query.bind(*s),
             Arg::String(s) => query.bind(s.as_str()),
             Arg::Int(i) => query.bind(*i),

@@ -25,7 +25,8 @@ impl SqlxDatabase for Sqlite {
         arg: &Arg<'_>,
     ) -> Query<'q, Sqlite, SqliteArguments> {
         match arg {
-            Arg::Null => query.bind(None::<String>),
+            Arg::Null | Arg::NullText => query.bind(None::<String>),
+            Arg::NullInt => query.bind(None::<i64>),
             Arg::Str(s) => query.bind(*s),
             Arg::String(s) => query.bind(s.as_str()),
             Arg::Int(i) => query.bind(*i),
