@@ -490,11 +490,23 @@ async fn undecodable_row_is_an_empty_session<M: SessionModel>(fx: &Fixture<M>) {
 
 // ---- Backends. ----
 
+/// A store over a fresh table `table` that keeps users, filled from the app's `user` key.
+async fn with_users<B: sequelstore::Backend>(
+    backend: B,
+    table: &str,
+) -> Store<sequelstore::ConnectSession<B>> {
+    let model = sequelstore::ConnectSession::options(backend)
+        .table(table)
+        .user_id(true)
+        .auto()
+        .await
+        .expect("a fresh table");
+    Store::with_model(model).with_user_key("user")
+}
+
 async fn sqlite(test: &str) -> Option<Fixture<sequelstore::ConnectSession<sqlx::SqlitePool>>> {
     let pool = db::sqlite(test).await;
-    let store = Store::auto_table(pool, &db::unique_table(test))
-        .await
-        .expect("a table on a fresh SQLite file");
+    let store = with_users(pool, &db::unique_table(test)).await;
     Some(Fixture::new(store, None))
 }
 
@@ -502,9 +514,7 @@ async fn sqlite(test: &str) -> Option<Fixture<sequelstore::ConnectSession<sqlx::
 async fn postgres(test: &str) -> Option<Fixture<sequelstore::ConnectSession<sqlx::PgPool>>> {
     let pool = db::postgres().await?;
     let table = db::unique_table(test);
-    let store = Store::auto_table(pool.clone(), &table)
-        .await
-        .expect("a table on PostgreSQL");
+    let store = with_users(pool.clone(), &table).await;
     Some(Fixture::new(store, Some(drop_table(pool, table))))
 }
 
@@ -512,9 +522,7 @@ async fn postgres(test: &str) -> Option<Fixture<sequelstore::ConnectSession<sqlx
 async fn mysql(test: &str) -> Option<Fixture<sequelstore::ConnectSession<sqlx::MySqlPool>>> {
     let pool = db::mysql().await?;
     let table = db::unique_table(test);
-    let store = Store::auto_table(pool.clone(), &table)
-        .await
-        .expect("a table on MariaDB");
+    let store = with_users(pool.clone(), &table).await;
     Some(Fixture::new(store, Some(drop_table(pool, table))))
 }
 
@@ -591,6 +599,76 @@ where
             .await
             .expect("drop the test table");
     })
+}
+
+/// Issue 14: actix-session stores each value as its JSON text (`"\"alice\""`); the user
+/// column gets the user itself, so the app lists and signs out a user's sessions by its own
+/// id, and signing out the other sessions leaves the current one and other users alone.
+async fn users_are_found_by_the_id_the_app_stores<M: SessionModel>(fx: &Fixture<M>) {
+    let app = init_app!(fx);
+    let laptop = sign_in(&app, "alice").await;
+    let phone = sign_in(&app, "alice").await;
+    let bob = sign_in(&app, "bob").await;
+    assert_eq!(fx.store.count_user_sessions("alice").await.unwrap(), 2);
+    assert_eq!(fx.store.count_user_sessions("\"alice\"").await.unwrap(), 0);
+    let sessions = fx.store.all().await.unwrap();
+    let id_of = |user: &str| {
+        sessions
+            .iter()
+            .filter(|s| s.data["user"] == format!("\"{user}\""))
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>()
+    };
+    let alices = id_of("alice");
+    let listed = fx.store.user_sessions("alice", None, 10).await.unwrap();
+    let mut listed: Vec<String> = listed.into_iter().map(|s| s.sid).collect();
+    listed.sort();
+    let mut want = alices.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    // Keep one; which cookie it is, the sign-out shows.
+    let keep = &alices[0];
+    assert_eq!(
+        fx.store
+            .destroy_other_user_sessions("alice", keep)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut still = vec![
+        send(&app, get("/whoami", &laptop)).await.body,
+        send(&app, get("/whoami", &phone)).await.body,
+    ];
+    still.sort();
+    assert_eq!(still, ["alice", "anonymous"]);
+    assert_eq!(send(&app, get("/whoami", &bob)).await.body, "bob");
+}
+
+mod users {
+    #[actix_web::test]
+    async fn on_sqlite() {
+        let fx = super::sqlite("users_sqlite").await.unwrap();
+        super::users_are_found_by_the_id_the_app_stores(&fx).await;
+        fx.finish().await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[actix_web::test]
+    async fn on_postgres() {
+        if let Some(fx) = super::postgres("users_postgres").await {
+            super::users_are_found_by_the_id_the_app_stores(&fx).await;
+            fx.finish().await;
+        }
+    }
+
+    #[cfg(feature = "mysql")]
+    #[actix_web::test]
+    async fn on_mysql() {
+        if let Some(fx) = super::mysql("users_mysql").await {
+            super::users_are_found_by_the_id_the_app_stores(&fx).await;
+            fx.finish().await;
+        }
+    }
 }
 
 /// One `#[actix_web::test]` per case, for the backend `$backend` (a function above).

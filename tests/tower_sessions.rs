@@ -778,3 +778,82 @@ impl sequelstore::Clock for Shifted {
         Utc::now() + *self.0.lock().expect("the clock's lock is not poisoned")
     }
 }
+
+/// Issue 14: what the application puts under the store's user key lands in the user column,
+/// with no adapter API: a user signed in from two clients has two sessions, listed with their
+/// times; signing out the other sessions from one client signs the other out, and leaves
+/// another user alone.
+mod users {
+    use super::*;
+
+    async fn store_with_users<B: Raw>(backend: B, test: &str) -> SqlStore<B> {
+        let table = db::unique_table(test);
+        let model = ConnectSession::options(backend)
+            .table(&table)
+            .user_id(true)
+            .auto()
+            .await
+            .expect("the sessions table is created");
+        Store::with_model(model)
+            .with_sweep_interval(None)
+            .with_user_key("user")
+    }
+
+    async fn sign_out_the_other_sessions<B: Raw>(store: SqlStore<B>) {
+        let app = app(store.clone(), hour(), Gate::default());
+        let laptop = sign_in(&app, "alice").await;
+        let phone = sign_in(&app, "alice").await;
+        let bob = sign_in(&app, "bob").await;
+        let listed = store.user_sessions("alice", None, 10).await.unwrap();
+        let mut ids: Vec<&str> = listed.iter().map(|s| s.sid.as_str()).collect();
+        ids.sort_unstable();
+        let mut want = vec![sid(&laptop), sid(&phone)];
+        want.sort_unstable();
+        assert_eq!(ids, want);
+        assert!(
+            listed
+                .iter()
+                .all(|s| s.created.is_some() && s.expires.is_some())
+        );
+        assert_eq!(store.count_user_sessions("bob").await.unwrap(), 1);
+
+        let gone = store
+            .destroy_other_user_sessions("alice", sid(&laptop))
+            .await
+            .unwrap();
+        assert_eq!(gone, 1);
+        assert_eq!(ok(&app, "/whoami", Some(&laptop)).await.body, "user:alice");
+        assert_eq!(ok(&app, "/whoami", Some(&phone)).await.body, "user:-");
+        assert_eq!(ok(&app, "/whoami", Some(&bob)).await.body, "user:bob");
+
+        // Signing out clears the session's user, whatever is left of it.
+        ok(&app, "/logout", Some(&laptop)).await;
+        assert_eq!(store.count_user_sessions("alice").await.unwrap(), 0);
+        let table = store.model().table().to_owned();
+        Raw::drop_table(store.model().backend(), &table).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite() {
+        let test = "users_sqlite";
+        sign_out_the_other_sessions(store_with_users(db::sqlite(test).await, test).await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres() {
+        let Some(pool) = db::postgres().await else {
+            return;
+        };
+        sign_out_the_other_sessions(store_with_users(pool, "users_postgres").await).await;
+    }
+
+    #[cfg(feature = "mysql")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_mysql() {
+        let Some(pool) = db::mysql().await else {
+            return;
+        };
+        sign_out_the_other_sessions(store_with_users(pool, "users_mysql").await).await;
+    }
+}

@@ -15,7 +15,9 @@ impl<M: SessionModel> Store<M> {
     /// Fill each session's user column from `key` of its data on every write: a top-level key
     /// (`"user_id"`), or a JSON pointer when it starts with `/` (`"/passport/user"`, where
     /// Passport keeps an Express app's user). The value must be a string or a number; a
-    /// session without it (or with `null`) belongs to no user. The framework adapters need
+    /// session without it (or with `null`) belongs to no user. A string that is itself the
+    /// JSON text of a string (`"\"alice\""`, as actix-session stores every value) counts as
+    /// that string. The framework adapters need
     /// nothing more: whatever the application stores under the key lands in the column.
     ///
     /// The model must keep users ([`Capabilities::user_id`](crate::Capabilities::user_id):
@@ -54,7 +56,8 @@ impl<M: SessionModel> Store<M> {
         let value = lookup(data, key);
         let user = match value {
             None | Some(Value::Null) => return Ok(None),
-            Some(Value::String(s)) => s.clone(),
+            // actix-session keeps each value as its JSON text: `"\"alice\""` is alice.
+            Some(Value::String(s)) => quoted(s).unwrap_or_else(|| s.clone()),
             Some(Value::Number(n)) => n.to_string(),
             Some(other) => {
                 return Err(Error::InvalidInput(format!(
@@ -157,6 +160,16 @@ fn lookup<'a>(data: &'a SessionData, key: &str) -> Option<&'a Value> {
         };
     }
     Some(value)
+}
+
+/// The string whose JSON text `s` is, when `s` is one (`"alice"` in quotes): the form in
+/// which actix-session stores a string.
+fn quoted(s: &str) -> Option<String> {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        serde_json::from_str(s).ok()
+    } else {
+        None
+    }
 }
 
 /// What a JSON value is, for a message.
