@@ -4,7 +4,8 @@
 #
 # Run with:  benches/compare.sh --quick        # 1,000 sessions, one round: a minute or two
 #            benches/compare.sh                # 10,000 sessions, three alternating rounds
-# The cached store (`--api cached`) runs beside the others; on PostgreSQL a staleness run
+# The store on a table with a user column (`--api users`) and the cached store (`--api cached`)
+# run beside the others; on PostgreSQL a staleness run
 # follows (10,000 destroys on one instance, each timed until another stops serving it).
 # Options:   --rounds N   --sessions N   --backends "sqlite postgres mysql"
 #            --sweep-1m   (also sweep 1,000,000 expired rows on PostgreSQL under load; slow)
@@ -57,7 +58,7 @@ rm -rf "$out"
 mkdir -p "$out"
 failed=()
 ran=()
-stores=("sequelstore native" "sequelstore tower-sessions" "sequelstore cached" "floor lean" "floor sqlx" "peer tower-sessions-0.14")
+stores=("sequelstore native" "sequelstore users" "sequelstore tower-sessions" "sequelstore cached" "floor lean" "floor sqlx" "peer tower-sessions-0.14")
 
 for backend in $backends; do
     if ! "$compare" probe --backend "$backend"; then

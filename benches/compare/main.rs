@@ -211,6 +211,17 @@ async fn run_on<B: Backend + Clone + CacheOn>(
         ("sequelstore", "tower-sessions") => {
             workload::run_and_report(Tower(quiet_store(model)), args, settle).await
         }
+        // Issue 14: the same store on the table with a user column and its index added, filled
+        // from the payload's `user_id` on every write.
+        ("sequelstore", "users") => {
+            let model = ConnectSession::options(pool.clone())
+                .table(table)
+                .user_id(true)
+                .auto()
+                .await?;
+            let store = quiet_store(model).with_user_key("user_id");
+            workload::run_and_report(Native(store), args, settle).await
+        }
         ("sequelstore", "cached") => {
             let model = B::cached(model, &pool, table).await?;
             workload::run_and_report(Native(quiet_store(model)), args, settle).await

@@ -261,6 +261,23 @@ fn targets(list: &[Value]) -> Vec<String> {
             }
             continue;
         }
+        // Issue 14: a table with the user column stays within 10% of the plain one.
+        if api == "users" {
+            let native = list.iter().find(|n| {
+                n["store"] == OURS
+                    && n["api"] == "native"
+                    && n["backend"] == backend
+                    && n["concurrency"].as_u64() == Some(c)
+                    && n["op"] == op
+            });
+            let r = native
+                .and_then(|n| n["ops_per_s"].as_f64())
+                .zip(v["ops_per_s"].as_f64())
+                .filter(|(n, _)| *n > 0.0)
+                .map(|(n, u)| u / n);
+            check("with users vs without", r, 0.9);
+            continue;
+        }
         // tower-sessions has no touch: its touch and load_touch save the whole record, against
         // the floor's one-column UPDATE. Not like for like; compared with the peer only.
         let like_for_like = api == "native" || !matches!(op, "touch" | "load_touch");
