@@ -6,7 +6,6 @@
 #[path = "../examples/axum_app.rs"]
 mod example;
 
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;

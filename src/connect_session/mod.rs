@@ -387,13 +387,31 @@ impl<B: Backend> SessionModel for ConnectSession<B> {
         if self.table.sid_ignores_case {
             return self.save_exactly(row, &args).await;
         }
+        if let Some(same) = &self.stmts.same_user
+            && self.write(&same.replace, &args).await? > 0
+        {
+            return Ok(());
+        }
         self.write(&self.stmts.save, &args).await?;
         Ok(())
     }
 
     async fn update(&self, row: &SessionRow, now: DateTime<Utc>) -> Result<bool> {
         let args = self.row_args(row, now)?;
-        let (Some(expected), true) = (row.version, self.table.has_version) else {
+        let versioned = row.version.filter(|_| self.table.has_version);
+        // Where assigning the user column costs even when unchanged (SQLite), the usual write
+        // (a session that keeps its user) goes without it; a change of user, or a missing
+        // row, then takes the plain statement.
+        if let Some(same) = &self.stmts.same_user {
+            let stmt = match versioned {
+                Some(_) => &same.update_if_version,
+                None => &same.update,
+            };
+            if self.write(stmt, &args).await? > 0 {
+                return Ok(true);
+            }
+        }
+        let Some(expected) = versioned else {
             return Ok(self.write(&self.stmts.update, &args).await? > 0);
         };
         if self.write(&self.stmts.update_if_version, &args).await? > 0 {

@@ -29,6 +29,21 @@ pub(super) struct Statements {
     pub(super) rowid_sweep: Option<RowidSweep>,
     /// The per-user statements, on a table with a user column.
     pub(super) users: Option<UserStatements>,
+    /// Where a write of the user column rewrites its index entry even when the value is the
+    /// one stored (SQLite): writes that leave the user column alone when it already holds the
+    /// row's user, tried first ([`Dialect::rewrites_unchanged_index_entries`]).
+    pub(super) same_user: Option<SameUser>,
+}
+
+/// The writes of a row whose stored user is already the one written: no `SET` of the user
+/// column, and `user IS :user` in the condition. When they change nothing, the plain write
+/// follows.
+#[derive(Debug)]
+pub(super) struct SameUser {
+    pub(super) update: Statement,
+    pub(super) update_if_version: Statement,
+    /// A save's first half: the row with exactly this id, live or expired.
+    pub(super) replace: Statement,
 }
 
 /// The statements that find sessions by user, on a table with a user column.
@@ -64,9 +79,9 @@ impl Statements {
             load_written: w.select_written(),
             create: w.insert(d.on_conflict_do_nothing()),
             save: w.insert(Some(d.upsert(&w.sid, &w.upsert_assignments()))),
-            update: w.update(false),
-            update_if_version: w.update(true),
-            replace: w.replace(),
+            update: w.update(false, false),
+            update_if_version: w.update(true, false),
+            replace: w.replace(false),
             touch: w.touch(false),
             touch_throttled: w.touch(true),
             touch_returning: d.update_returning().then(|| w.touch_returning()),
@@ -79,6 +94,13 @@ impl Statements {
             sweep_lock: d.sweep_lock(&t.name),
             rowid_sweep: t.sweep_by_rowid.then(|| w.rowid_sweep()),
             users: w.user.as_ref().map(|user| w.user_statements(user)),
+            same_user: (w.user.is_some() && d.rewrites_unchanged_index_entries()).then(|| {
+                SameUser {
+                    update: w.update(false, true),
+                    update_if_version: w.update(true, true),
+                    replace: w.replace(true),
+                }
+            }),
         }
     }
 }
@@ -232,46 +254,50 @@ impl<'d> Writer<'d> {
 
     /// Update-only: new data and expiry for the live row, and with `if_version` only when the
     /// stored version is `:version`.
-    fn update(&self, if_version: bool) -> Statement {
+    fn update(&self, if_version: bool, same_user: bool) -> Statement {
         let mut b = self.plain(&format!("UPDATE {} SET {} = ", self.table, self.data));
-        b.arg(Param::Data)
-            .push(&format!(", {} = ", self.expires))
-            .arg(Param::Expires);
-        if let Some(u) = &self.updated_at {
-            b.push(&format!(", {u} = ")).arg(Param::Now);
-        }
-        if let Some(user) = &self.user {
-            b.push(&format!(", {user} = ")).arg(Param::User);
-        }
-        if let Some(v) = &self.version {
-            b.push(&format!(", {v} = {v} + 1"));
-        }
+        self.assign_written(&mut b, same_user);
         self.where_live_sid(&mut b);
         if let (true, Some(v)) = (if_version, &self.version) {
             b.push(&format!(" AND {v} = ")).arg(Param::Version);
         }
+        self.and_same_user(&mut b, same_user);
         b.build()
     }
 
     /// What a save does to an existing row with exactly this id, live or expired, as an
     /// `UPDATE`: the data, the expiry, the update time, and the version up by one.
-    fn replace(&self) -> Statement {
+    fn replace(&self, same_user: bool) -> Statement {
         let mut b = self.plain(&format!("UPDATE {} SET {} = ", self.table, self.data));
+        self.assign_written(&mut b, same_user);
+        b.push(" WHERE ");
+        self.d.sid_equals(&mut b, &self.sid, Param::Sid);
+        self.and_same_user(&mut b, same_user);
+        b.build()
+    }
+
+    /// `:data, expires = :expires`, the update time, the user (unless `same_user`) and the
+    /// version up by one: the assignments of a write of the data, after `SET data = `.
+    fn assign_written(&self, b: &mut StatementBuilder<'_>, same_user: bool) {
         b.arg(Param::Data)
             .push(&format!(", {} = ", self.expires))
             .arg(Param::Expires);
         if let Some(u) = &self.updated_at {
             b.push(&format!(", {u} = ")).arg(Param::Now);
         }
-        if let Some(user) = &self.user {
+        if let (Some(user), false) = (&self.user, same_user) {
             b.push(&format!(", {user} = ")).arg(Param::User);
         }
         if let Some(v) = &self.version {
             b.push(&format!(", {v} = {v} + 1"));
         }
-        b.push(" WHERE ");
-        self.d.sid_equals(&mut b, &self.sid, Param::Sid);
-        b.build()
+    }
+
+    /// ` AND user IS :user` (null-safe) when `same_user`.
+    fn and_same_user(&self, b: &mut StatementBuilder<'_>, same_user: bool) {
+        if let (Some(user), true) = (&self.user, same_user) {
+            b.push(&format!(" AND {user} IS ")).arg(Param::User);
+        }
     }
 
     /// The touch `UPDATE`; `throttled` adds the condition that the stored expiry is before
@@ -469,6 +495,11 @@ mod tests {
             ("list", Some(&s.list)),
             ("clear", Some(&s.clear)),
         ];
+        if let Some(same) = &s.same_user {
+            all.push(("same_user.update", Some(&same.update)));
+            all.push(("same_user.update_if_version", Some(&same.update_if_version)));
+            all.push(("same_user.replace", Some(&same.replace)));
+        }
         if let Some(users) = &s.users {
             all.push(("users.list", Some(&users.list)));
             all.push(("users.count", Some(&users.count)));

@@ -193,6 +193,14 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         "CAST(0 AS BIGINT)"
     }
 
+    /// Whether an `UPDATE` that assigns an indexed column rewrites its index entry even when
+    /// the value does not change (SQLite), so that a write that keeps a row's user is cheaper
+    /// without assigning it. Such a dialect must read `IS` as null-safe equality. Defaults to
+    /// no: PostgreSQL and InnoDB compare the old and new values.
+    fn rewrites_unchanged_index_entries(&self) -> bool {
+        false
+    }
+
     /// Whether the database lets one writer in at a time, so that a model queues its writes
     /// in the process rather than at the database's lock.
     fn single_writer(&self) -> bool {

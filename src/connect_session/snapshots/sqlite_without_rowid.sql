@@ -98,6 +98,15 @@ SELECT "sid", "data", "expires", "version" FROM "ConnectSession" WHERE ("expires
 -- clear ()
 DELETE FROM "ConnectSession";
 
+-- same_user.update (data, expires, now, sid, user)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4 AND ("expires" IS NULL OR "expires" > ?3) AND "user_id" IS ?5;
+
+-- same_user.update_if_version (data, expires, now, sid, version, user)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4 AND ("expires" IS NULL OR "expires" > ?3) AND "version" = ?5 AND "user_id" IS ?6;
+
+-- same_user.replace (data, expires, now, sid, user)
+UPDATE "ConnectSession" SET "data" = ?1, "expires" = ?2, "updatedAt" = ?3, "version" = "version" + 1 WHERE "sid" = ?4 AND "user_id" IS ?5;
+
 -- users.list (user, now, after, limit)
 SELECT "sid", '', "expires", "version", "updatedAt", "createdAt" FROM "ConnectSession" WHERE "user_id" = ?1 AND ("expires" IS NULL OR "expires" > ?2) AND "sid" > ?3 ORDER BY "sid" LIMIT ?4;
 
