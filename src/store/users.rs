@@ -343,6 +343,43 @@ mod tests {
         assert_eq!(store.destroy_user_sessions("ann").await.unwrap(), 1);
     }
 
+    #[test]
+    fn a_string_holding_a_json_string_is_that_string() {
+        assert_eq!(quoted("\"alice\""), Some("alice".to_owned()));
+        assert_eq!(quoted("\"a\\\"b\""), Some("a\"b".to_owned()));
+        for plain in ["alice", "42", "\"", "\"open", "close\"", "\"a\"b\"", ""] {
+            assert_eq!(quoted(plain), None, "{plain}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_from_the_model_is_never_listed() {
+        let now = chrono::Utc::now();
+        let mut mock = crate::model::mock_model();
+        mock.expect_list_for_user().returning(move |_, now, _, _| {
+            let at = |s: i64| Some(now + chrono::TimeDelta::seconds(s));
+            Ok(vec![
+                UserSession::new("gone", None, None, at(-1)),
+                UserSession::new("edge", None, None, at(0)),
+                UserSession::new("live", None, None, at(1)),
+                UserSession::new("forever", None, None, None),
+            ])
+        });
+        #[derive(Debug)]
+        struct At(chrono::DateTime<chrono::Utc>);
+        impl crate::clock::Clock for At {
+            fn now(&self) -> chrono::DateTime<chrono::Utc> {
+                self.0
+            }
+        }
+        let store = Store::with_model(mock)
+            .with_sweep_interval(None)
+            .with_clock(At(crate::time::to_millis(now)));
+        let listed = store.user_sessions("ann", None, 10).await.unwrap();
+        let ids: Vec<&str> = listed.iter().map(|s| s.sid.as_str()).collect();
+        assert_eq!(ids, ["live", "forever"]);
+    }
+
     #[tokio::test]
     async fn a_user_key_on_a_model_without_users_fails_every_write_saying_why() {
         let mut mock = crate::model::mock_model();
