@@ -55,6 +55,8 @@ struct Table {
     sid_pads_spaces: bool,
     /// The column that holds the user a session belongs to, where the table has one.
     user: Option<UserColumn>,
+    /// The statement that adds the missing `(user, sid)` index (`ConnectSession::user_index_fix`).
+    user_index_fix: Option<String>,
 }
 
 /// The user column of a table: `user_id`, or `userId` on a table Sequelize made.
@@ -186,6 +188,15 @@ impl<B: Backend> ConnectSession<B> {
     /// warning.
     pub fn expires_index_fix(&self) -> Option<&str> {
         self.table.expires_index_fix.as_deref()
+    }
+
+    /// The statement to run when the table's user column leads no index (a Sequelize table
+    /// with `userId`, or an index whose online build failed): without it each per-user call
+    /// reads the whole table. `None` when the index is there or the table keeps no users. As
+    /// with [`ConnectSession::expires_index_fix`], the store does not build it on a table it
+    /// did not make; `discover` and `auto` log it as a warning.
+    pub fn user_index_fix(&self) -> Option<&str> {
+        self.table.user_index_fix.as_deref()
     }
 
     /// The table this model uses.

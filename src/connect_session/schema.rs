@@ -99,6 +99,7 @@ pub(super) async fn find<B: Backend>(backend: &B, names: &[&str], wanted: Wanted
         check_sid_is_unique(backend, name).await?;
         warn_of_a_narrow_sid(&table);
         table.expires_index_fix = missing_expires_index(backend, name).await?;
+        table.user_index_fix = missing_user_index(backend, &table).await?;
         table.sweep_by_rowid = d.sweeps_by_rowid() && has_rowid(backend, name).await;
         return Ok(table);
     }
@@ -160,6 +161,29 @@ async fn missing_expires_index<B: Backend>(backend: &B, table: &str) -> Result<O
         fix = %fix,
         "the sessions table has no index on expires: every sweep batch reads the whole table; \
          run the statement given to add one without blocking writes"
+    );
+    Ok(Some(fix))
+}
+
+/// The statement that adds the `(user, sid)` index where `table` has a user column that leads
+/// no index (a Sequelize table with `userId`, or an index whose build failed): without it each
+/// per-user call reads the whole table.
+async fn missing_user_index<B: Backend>(backend: &B, table: &Table) -> Result<Option<String>> {
+    let Some(user) = &table.user else {
+        return Ok(None);
+    };
+    let d = backend.dialect();
+    let mut count = StatementBuilder::new(d);
+    count.push(&d.indexes_led_by(&table.name, &user.name));
+    if backend.fetch_count(&count.build(), &Args::new()).await? > 0 {
+        return Ok(None);
+    }
+    let fix = d.add_user_index_online(&table.name, &user.name);
+    tracing::warn!(
+        table = %table.name,
+        fix = %fix,
+        "the user column of the sessions table leads no index: every per-user call reads the \
+         whole table; run the statement given to add one without blocking writes"
     );
     Ok(Some(fix))
 }
@@ -288,6 +312,7 @@ fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo], wanted: Wanted) 
         sid_ignores_case: find(Column::Sid).is_some_and(|info| d.sid_ignores_case(info)),
         sid_pads_spaces: find(Column::Sid).is_some_and(|info| d.sid_pads_spaces(info)),
         expires_index_fix: None,
+        user_index_fix: None,
         user,
         sid_max: find(Column::Sid)
             .and_then(|info| info.max_chars)

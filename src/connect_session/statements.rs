@@ -464,6 +464,7 @@ mod tests {
             sid_pads_spaces: false,
             sid_max: None,
             expires_index_fix: None,
+            user_index_fix: None,
             user: versioned.then(|| super::super::UserColumn {
                 name: "user_id".into(),
                 is_int: false,

@@ -119,8 +119,27 @@ pub trait Dialect: Send + Sync + Debug + 'static {
         ]
     }
 
+    /// SQL counting the valid indexes of `table` (validated) whose first column is `column`
+    /// (validated; compared without case).
+    fn indexes_led_by(&self, table: &str, column: &str) -> String;
+
     /// SQL counting the indexes of `table` (validated) whose first column is `expires`.
-    fn expires_indexes(&self, table: &str) -> String;
+    fn expires_indexes(&self, table: &str) -> String {
+        self.indexes_led_by(table, Column::Expires.name())
+    }
+
+    /// The statement that adds the `(user, sid)` index to `table`, whose user column is
+    /// `column`, without blocking its writes while it builds: suggested, not run, for a table
+    /// made by someone else. Defaults to a plain `CREATE INDEX`.
+    fn add_user_index_online(&self, table: &str, column: &str) -> String {
+        format!(
+            "CREATE INDEX {} ON {} ({}, {});",
+            self.quote(&format!("{table}_user_idx")),
+            self.quote(table),
+            self.quote(column),
+            self.quote(Column::Sid.name())
+        )
+    }
 
     /// The statement that adds the `expires` index to `table` without blocking its writes
     /// while it builds, for a table made by someone else: the store suggests it, it does not

@@ -390,6 +390,7 @@ pub async fn auto_adds_the_user_column_and_its_index_to_an_existing_table<B: Bac
         .discover()
         .await
         .unwrap();
+    assert_eq!(model.user_index_fix(), None, "auto built the index");
     let store = Store::with_model(model).with_user_key("user");
     assert_eq!(store.length().await.unwrap(), 1, "the rows are kept");
     assert_eq!(
@@ -428,10 +429,18 @@ pub async fn discover_uses_an_integer_user_id_column<B: Backend + Clone>(ctx: &S
         d.quote("userId")
     ))
     .await;
+    let found = ConnectSession::discover(ctx.backend.clone()).await.unwrap();
+    let fix = found
+        .user_index_fix()
+        .expect("a userId column without an index is reported")
+        .to_owned();
+    assert!(fix.contains("userId") && fix.contains("sid"), "{fix}");
+    (ctx.raw)(fix).await;
     let store = Store::discover(ctx.backend.clone())
         .await
         .unwrap()
         .with_user_key("/passport/user");
+    assert_eq!(store.model().user_index_fix(), None, "the fix built it");
     assert!(sequelstore::SessionModel::capabilities(store.model()).user_id);
     let signed_in =
         |user: serde_json::Value| data(&[("passport", serde_json::json!({ "user": user }))]);

@@ -57,10 +57,20 @@ impl Dialect for MySqlDialect {
         )
     }
 
-    fn expires_indexes(&self, table: &str) -> String {
+    fn indexes_led_by(&self, table: &str, column: &str) -> String {
         format!(
             "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
-             AND TABLE_NAME = '{table}' AND SEQ_IN_INDEX = 1 AND LOWER(COLUMN_NAME) = 'expires'"
+             AND TABLE_NAME = '{table}' AND SEQ_IN_INDEX = 1 AND LOWER(COLUMN_NAME) = LOWER('{column}')"
+        )
+    }
+
+    fn add_user_index_online(&self, table: &str, column: &str) -> String {
+        format!(
+            "ALTER TABLE {} ADD INDEX {} ({}, {}), ALGORITHM=INPLACE, LOCK=NONE;",
+            self.quote(table),
+            self.quote(&format!("{table}_user_idx")),
+            self.quote(column),
+            self.quote(Column::Sid.name())
         )
     }
 

@@ -33,13 +33,23 @@ impl Dialect for PostgresDialect {
         )
     }
 
-    fn expires_indexes(&self, table: &str) -> String {
+    fn indexes_led_by(&self, table: &str, column: &str) -> String {
         format!(
             "SELECT COUNT(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
              WHERE n.nspname = current_schema() AND c.relname = '{table}' AND i.indisvalid \
-             AND lower(a.attname) = 'expires'"
+             AND lower(a.attname) = lower('{column}')"
+        )
+    }
+
+    fn add_user_index_online(&self, table: &str, column: &str) -> String {
+        format!(
+            "CREATE INDEX CONCURRENTLY {} ON {} ({}, {});",
+            self.quote(&format!("{table}_user_idx")),
+            self.quote(table),
+            self.quote(column),
+            self.quote(Column::Sid.name())
         )
     }
 

@@ -33,10 +33,11 @@ impl Dialect for SqliteDialect {
         )
     }
 
-    fn expires_indexes(&self, table: &str) -> String {
+    fn indexes_led_by(&self, table: &str, column: &str) -> String {
         format!(
             "SELECT COUNT(*) FROM pragma_index_list('{table}') AS il \
-             WHERE (SELECT lower(name) FROM pragma_index_info(il.name) WHERE seqno = 0) = 'expires'"
+             WHERE (SELECT lower(name) FROM pragma_index_info(il.name) WHERE seqno = 0) \
+             = lower('{column}')"
         )
     }
 
