@@ -37,9 +37,10 @@ impl<B: Backend> TableOptions<B> {
     /// Keep the user each session belongs to in a `user_id` column, with an index on
     /// `(user_id, sid)`, for the per-user calls ([`Store::user_sessions`](crate::Store::user_sessions)
     /// and the others): [`Store::auto`](crate::Store::auto) creates both (adding them to an
-    /// existing table). [`TableOptions::discover`] uses a column named `user_id` or `userId`
-    /// (Sequelize's `extendDefaultFields`) when there is one, whether or not this is set, and
-    /// fails when it is set and there is none. The store fills the column on every write from
+    /// existing table). With it, [`TableOptions::discover`] uses a column named `user_id` or
+    /// `userId` (Sequelize's `extendDefaultFields`), and fails when there is none; without it
+    /// such a column is left alone (never written), so that an app that fills it itself keeps
+    /// what it wrote. The store fills the column on every write from
     /// its user key ([`Store::with_user_key`](crate::Store::with_user_key)).
     pub fn user_id(mut self, yes: bool) -> Self {
         self.wanted.user = yes;

@@ -266,7 +266,10 @@ fn inspect(d: &dyn Dialect, name: &str, columns: &[ColumnInfo], wanted: Wanted) 
             }
         }
     }
-    let user = match user_column(columns) {
+    // A user column is used only when asked for: every write sets it, and a table shared with
+    // an app that fills it itself (Sequelize's `extendDefaultFields`) must not lose it to a
+    // store that was not told about users.
+    let user = match user_column(columns).filter(|_| wanted.user) {
         Some(info) => {
             if let Some((problem, fix)) = d.check_type(name, Column::UserId, info) {
                 return Err(incompatible(&info.name, problem, fix));

@@ -238,9 +238,9 @@ impl std::fmt::Debug for UserSession {
 /// The error of a per-user call on a model without a user column: what to do about it.
 pub fn no_user_column(model: &str) -> Error {
     Error::Unsupported(format!(
-        "{model} keeps no user id per session, so sessions cannot be found by user; open the \
-         table with ConnectSession::options(pool).user_id(true) (auto adds a user_id column and \
-         its index), or use a model whose capabilities have user_id"
+        "{model} keeps no user id per session (its Capabilities::user_id is false), so \
+         sessions cannot be stored or found by user; give the model a user column (the \
+         model's docs say how), or use one whose capabilities have user_id"
     ))
 }
 

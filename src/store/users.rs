@@ -20,16 +20,15 @@ impl<M: SessionModel> Store<M> {
     /// that string. The framework adapters need
     /// nothing more: whatever the application stores under the key lands in the column.
     ///
-    /// The model must keep users ([`Capabilities::user_id`](crate::Capabilities::user_id):
-    /// `ConnectSession::options(pool).user_id(true)`); where it does not, every write fails
-    /// with [`Error::Unsupported`] saying so.
+    /// The model must keep users ([`Capabilities::user_id`](crate::Capabilities::user_id));
+    /// where it does not, every write fails with [`Error::Unsupported`] saying so.
     pub fn with_user_key(mut self, key: impl Into<String>) -> Self {
         let key = key.into();
         if !self.user_ids {
             tracing::error!(
                 key,
-                "with_user_key on a model that keeps no user id: every write will fail; open \
-                 the table with ConnectSession::options(pool).user_id(true)"
+                "with_user_key on a model that keeps no user id (its Capabilities::user_id is \
+                 false): every write will fail; give the model a user column"
             );
         }
         self.user_key = Some(key.into());
@@ -393,7 +392,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Unsupported(m) if m.contains("user_id(true)")),
+            matches!(&err, Error::Unsupported(m) if m.contains("Capabilities::user_id")),
             "{err}"
         );
     }

@@ -429,17 +429,21 @@ pub async fn discover_uses_an_integer_user_id_column<B: Backend + Clone>(ctx: &S
         d.quote("userId")
     ))
     .await;
-    let found = ConnectSession::discover(ctx.backend.clone()).await.unwrap();
+    let unasked = Store::discover(ctx.backend.clone()).await.unwrap();
+    assert!(
+        !sequelstore::SessionModel::capabilities(unasked.model()).user_id,
+        "a user column not asked for is left alone"
+    );
+    let asked = || ConnectSession::options(ctx.backend.clone()).user_id(true);
+    let found = asked().discover().await.unwrap();
     let fix = found
         .user_index_fix()
         .expect("a userId column without an index is reported")
         .to_owned();
     assert!(fix.contains("userId") && fix.contains("sid"), "{fix}");
     (ctx.raw)(fix).await;
-    let store = Store::discover(ctx.backend.clone())
-        .await
-        .unwrap()
-        .with_user_key("/passport/user");
+    let store =
+        Store::with_model(asked().discover().await.unwrap()).with_user_key("/passport/user");
     assert_eq!(store.model().user_index_fix(), None, "the fix built it");
     assert!(sequelstore::SessionModel::capabilities(store.model()).user_id);
     let signed_in =
